@@ -1,0 +1,29 @@
+"""portd: the port manager that desktop apps run as a sidecar.
+
+The public surface is small and loaded on first use, so that `portd serve` pays only for
+what it needs before it sends `ready`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .manager import PortManager
+    from .registry import Registry
+
+__all__ = ["PortManager", "Registry", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PortManager":
+        from .manager import PortManager
+
+        return PortManager
+    if name == "Registry":
+        from .registry import Registry
+
+        return Registry
+    raise AttributeError(name)

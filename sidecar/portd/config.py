@@ -1,0 +1,23 @@
+"""Where things live by default; the wire configuration itself is `protocol.models.PortConfig`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REGISTRY_ENV = "PORTD_REGISTRY"
+REGISTRY_FILE = "registry.sqlite3"
+
+
+def default_registry_path() -> Path:
+    from platformdirs import user_state_path
+
+    return user_state_path("portd", appauthor=False) / REGISTRY_FILE
+
+
+def resolve_registry(arg: str | None) -> str:
+    """`--registry`, else `$PORTD_REGISTRY`, else the user's state folder."""
+    chosen = arg or os.environ.get(REGISTRY_ENV)
+    if chosen:
+        return chosen if chosen == ":memory:" else str(Path(chosen).expanduser().absolute())
+    return str(default_registry_path())

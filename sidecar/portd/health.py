@@ -1,0 +1,227 @@
+"""Health checks of the components an app depends on, each bounded by a time-out.
+
+Events go out only when a component's status changes, so a dead frontend produces one
+`HealthCheckFailed`, not one every 30 seconds.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .manager import PortManager
+from .process import ProcessIdentity, describe, is_alive
+from .protocol.models import (
+    HealthCheckResult,
+    HealthStatus,
+    PortEvent,
+    PortEventType,
+    SystemHealthStatus,
+)
+from .registry import MEMORY, now_ms
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 2.0  # seconds for one TCP connect or HTTP exchange
+
+Outcome = tuple[HealthStatus, str, dict[str, Any]]
+
+
+class HealthChecker:
+    def __init__(self, manager: PortManager, app: ProcessIdentity) -> None:
+        self.manager = manager
+        self.app = app
+        self._last: dict[str, HealthStatus] = {}
+        self._lock = threading.Lock()
+        # Enough workers that one hanging check never queues the others behind it.
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
+        self.checks: dict[str, Callable[[], Outcome]] = {
+            "port_manager": self._port_manager,
+            "registry": self._registry,
+            "frontend_server": self._frontend_server,
+            "app": self._app,
+            "system_resources": self._system_resources,
+            "network": self._network,
+        }
+
+    def perform_health_check(self) -> SystemHealthStatus:
+        started = {
+            name: (time.perf_counter(), self._pool.submit(check))
+            for name, check in self.checks.items()
+        }
+        timeout = self.manager.config.health_check_timeout
+        deadline = time.monotonic() + timeout
+        results = []
+        for name, (t0, future) in started.items():
+            try:
+                status, message, details = future.result(max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                status, message, details = "unhealthy", f"no answer within {timeout:g} s", {}
+            except Exception as exc:
+                log.exception("health check %s failed", name)
+                status, message, details = "unhealthy", f"check failed: {type(exc).__name__}", {}
+            results.append(
+                HealthCheckResult(
+                    component=name,
+                    status=status,
+                    message=message,
+                    timestamp=now_ms(),
+                    latency=round((time.perf_counter() - t0) * 1000, 3),
+                    details=details,
+                )
+            )
+        self.manager.counters["health_checks"] += 1
+        self._announce_changes(results)
+        overall: HealthStatus = (
+            "unhealthy" if any(r.status == "unhealthy" for r in results) else "healthy"
+        )
+        return SystemHealthStatus(status=overall, components=results, timestamp=now_ms())
+
+    def _announce_changes(self, results: list[HealthCheckResult]) -> None:
+        with self._lock:
+            for r in results:
+                before = self._last.get(r.component)
+                self._last[r.component] = r.status
+                kind: PortEventType
+                if r.status == "unhealthy" and before != "unhealthy":
+                    kind = "HealthCheckFailed"
+                elif r.status == "healthy" and before == "unhealthy":
+                    kind = "HealthCheckSuccess"
+                else:
+                    continue
+                self.manager.emit(
+                    PortEvent(
+                        type=kind,
+                        service=r.component,
+                        error=None if r.status == "healthy" else r.message,
+                        port=(r.details or {}).get("port"),
+                        timestamp=r.timestamp,
+                    )
+                )
+
+    def port_health_check(self, service: str) -> bool:
+        """The service's port accepts connections, and whoever listens there is its
+        rightful holder (a squatter answering does not make the service healthy)."""
+        info = self.manager.get_port_info(service)
+        return info.state == "listening" and _connects(info.port)
+
+    # --- components ----------------------------------------------------------------------
+
+    def _port_manager(self) -> Outcome:
+        stats = self.manager.get_stats()
+        leases = self.manager.get_port_stats()
+        conflicts = sorted(s for s, info in leases.items() if info.state == "conflict")
+        details = {"leases": len(leases), "conflicts": conflicts, **stats.model_dump()}
+        if conflicts:
+            return "unhealthy", f"{len(conflicts)} service(s) in conflict", details
+        return "healthy", f"{len(leases)} lease(s)", details
+
+    def _registry(self) -> Outcome:
+        registry = self.manager.registry
+        details: dict[str, Any] = {"path": registry.path}
+        if registry.degraded:
+            details["fallback"] = "memory"
+            return "unhealthy", f"using a private in-memory registry: {registry.degraded}", details
+        if registry.path == MEMORY:
+            return "healthy", "in-memory registry (asked for)", details
+        details["leases"] = len(registry.leases())
+        return "healthy", f"{registry.path} is readable and writable", details
+
+    def _frontend_server(self) -> Outcome:
+        frontend = self.manager.config.frontend
+        port = frontend.port if frontend else None
+        if frontend and port is None and frontend.service:
+            try:
+                port = self.manager.lease_of(frontend.service).port
+            except Exception:
+                return "unhealthy", f"service {frontend.service!r} has no port", {}
+        if frontend is None or port is None:
+            return "unknown", "no frontend configured", {}
+        details: dict[str, Any] = {"port": port}
+        if frontend.path:
+            return _http_get(port, frontend.path, details)
+        if _connects(port):
+            return "healthy", f"port {port} accepts connections", details
+        return "unhealthy", f"nothing accepts connections on port {port}", details
+
+    def _app(self) -> Outcome:
+        details: dict[str, Any] = {"pid": self.app.pid}
+        if not is_alive(self.app):
+            return "unhealthy", f"the app (pid {self.app.pid}) is gone", details
+        proc = describe(self.app.pid)
+        details["name"] = proc.name if proc else None
+        return "healthy", f"the app (pid {self.app.pid}) is running", details
+
+    def _system_resources(self) -> Outcome:
+        limits = self.manager.config.thresholds
+        registry_dir = Path(self.manager.registry.path).parent
+        disk_path = str(registry_dir) if registry_dir.is_dir() else os.path.abspath(os.sep)
+        used = {
+            "cpu_percent": psutil.cpu_percent(interval=None),
+            "memory_percent": psutil.virtual_memory().percent,
+            "disk_percent": psutil.disk_usage(disk_path).percent,
+        }
+        over = [
+            f"{k} {v:.0f}% > {getattr(limits, k):g}%"
+            for k, v in used.items()
+            if v > getattr(limits, k)
+        ]
+        details = {**used, "thresholds": limits.model_dump()}
+        if over:
+            return "unhealthy", "; ".join(over), details
+        return "healthy", "CPU, memory and disk within thresholds", details
+
+    def _network(self) -> Outcome:
+        stats = psutil.net_if_stats()
+        loopbacks = [
+            name
+            for name, addrs in psutil.net_if_addrs().items()
+            if any(a.address in ("127.0.0.1", "::1") for a in addrs)
+        ]
+        up = [name for name in loopbacks if name in stats and stats[name].isup]
+        try:
+            resolved = sorted({str(ai[4][0]) for ai in socket.getaddrinfo("localhost", None)})
+        except OSError as exc:
+            return "unhealthy", f"localhost does not resolve: {exc}", {"loopback": up}
+        details = {"loopback": up, "localhost": resolved}
+        if not up:
+            return "unhealthy", "no loopback interface is up", details
+        if not all(a.startswith("127.") or a == "::1" for a in resolved):
+            return "unhealthy", f"localhost resolves off the machine: {resolved}", details
+        return "healthy", "loopback up; localhost resolves", details
+
+
+def _connects(port: int) -> bool:
+    for host in ("127.0.0.1", "::1"):
+        try:
+            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _http_get(port: int, path: str, details: dict[str, Any]) -> Outcome:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CONNECT_TIMEOUT)
+    try:
+        conn.request("GET", path if path.startswith("/") else "/" + path)
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return "unhealthy", f"GET {path} on port {port} failed: {exc}", details
+    finally:
+        conn.close()
+    details["http_status"] = status
+    if status >= 500:
+        return "unhealthy", f"GET {path} answered {status}", details
+    return "healthy", f"GET {path} answered {status}", details

@@ -1,0 +1,36 @@
+"""The wire contract, the single source of truth for every message that crosses stdio."""
+
+from .errors import (
+    ERRORS_BY_CODE,
+    InternalError,
+    InvalidParams,
+    InvalidPortPlan,
+    InvalidRequest,
+    MethodNotFound,
+    NoPortAvailable,
+    ParseError,
+    PermissionDenied,
+    PortdError,
+    RegistryUnavailable,
+    ShuttingDown,
+    UnknownService,
+)
+
+PROTOCOL_VERSION = 1
+
+__all__ = [
+    "ERRORS_BY_CODE",
+    "PROTOCOL_VERSION",
+    "InternalError",
+    "InvalidParams",
+    "InvalidPortPlan",
+    "InvalidRequest",
+    "MethodNotFound",
+    "NoPortAvailable",
+    "ParseError",
+    "PermissionDenied",
+    "PortdError",
+    "RegistryUnavailable",
+    "ShuttingDown",
+    "UnknownService",
+]

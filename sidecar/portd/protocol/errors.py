@@ -1,0 +1,94 @@
+"""One exception class per JSON-RPC error code the sidecar sends.
+
+The engine raises these; the RPC layer turns them into error responses. Nothing here imports
+pydantic, so the engine and the CLI can use them without paying for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class PortdError(Exception):
+    """An error that maps to one JSON-RPC error code."""
+
+    code: ClassVar[int] = -32603
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, message: str | None = None, data: Any = None) -> None:
+        self.message = message or self.title
+        self.data = data
+        super().__init__(self.message)
+
+
+class ParseError(PortdError):
+    code = -32700
+    title = "Parse error"
+
+
+class InvalidRequest(PortdError):
+    code = -32600
+    title = "Invalid request"
+
+
+class MethodNotFound(PortdError):
+    code = -32601
+    title = "Method not found"
+
+
+class InvalidParams(PortdError):
+    code = -32602
+    title = "Invalid params"
+
+
+class InternalError(PortdError):
+    code = -32603
+    title = "Internal error"
+
+
+class NoPortAvailable(PortdError):
+    code = -32001
+    title = "No port available"
+
+
+class UnknownService(PortdError):
+    code = -32002
+    title = "Unknown service"
+
+
+class PermissionDenied(PortdError):
+    code = -32003
+    title = "Permission denied"
+
+
+class RegistryUnavailable(PortdError):
+    code = -32004
+    title = "Registry unavailable"
+
+
+class InvalidPortPlan(PortdError):
+    code = -32005
+    title = "Invalid port plan"
+
+
+class ShuttingDown(PortdError):
+    code = -32006
+    title = "Shutting down"
+
+
+ERRORS_BY_CODE: dict[int, type[PortdError]] = {
+    cls.code: cls
+    for cls in (
+        ParseError,
+        InvalidRequest,
+        MethodNotFound,
+        InvalidParams,
+        InternalError,
+        NoPortAvailable,
+        UnknownService,
+        PermissionDenied,
+        RegistryUnavailable,
+        InvalidPortPlan,
+        ShuttingDown,
+    )
+}

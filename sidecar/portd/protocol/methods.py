@@ -1,0 +1,90 @@
+"""METHODS: every JSON-RPC method the sidecar serves, with its params, result and errors.
+
+The dispatcher validates params against `params`, the schema documents `result`, and `slow`
+methods run in a worker thread so that they never hold up the fast ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import errors as e
+from . import models as m
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    params: type[m.WireModel]
+    result: Any
+    errors: tuple[type[e.PortdError], ...] = ()
+    slow: bool = False
+    doc: str = ""
+
+
+_REGISTRY = (e.RegistryUnavailable,)
+
+METHODS: dict[str, MethodSpec] = {
+    "init_port_manager": MethodSpec(
+        m.InitPortManagerParams, m.PortConfig, doc="Merge the fields given into the config."
+    ),
+    "find_available_port": MethodSpec(
+        m.FindAvailablePortParams,
+        int,
+        (e.NoPortAvailable, *_REGISTRY),
+        doc="A port that is free now; nothing is leased.",
+    ),
+    "allocate_port": MethodSpec(
+        m.AllocatePortParams,
+        int,
+        (e.NoPortAvailable, *_REGISTRY),
+        doc="Lease a port to a service; the same port again while the lease lives.",
+    ),
+    "release_port": MethodSpec(m.ServiceParams, None, _REGISTRY, doc="End a lease; idempotent."),
+    "is_port_available": MethodSpec(
+        m.IsPortAvailableParams,
+        bool,
+        (e.PermissionDenied,),
+        doc="Free on IPv4 and IPv6, all interfaces, and not leased.",
+    ),
+    "port_health_check": MethodSpec(
+        m.ServiceParams,
+        bool,
+        (e.UnknownService,),
+        slow=True,
+        doc="The service's port accepts connections from its rightful holder.",
+    ),
+    "check_port_conflicts": MethodSpec(
+        m.NoParams, list[str], doc="Services whose port is held by someone else."
+    ),
+    "handle_port_conflict": MethodSpec(
+        m.ServiceParams,
+        int,
+        (e.UnknownService, e.NoPortAvailable),
+        doc="Move the service to a new port; PortChanged is sent.",
+    ),
+    "get_port_info": MethodSpec(m.ServiceParams, m.PortInfo, (e.UnknownService,)),
+    "get_port_stats": MethodSpec(m.NoParams, dict[str, m.PortInfo]),
+    "perform_health_check": MethodSpec(m.NoParams, m.SystemHealthStatus, slow=True),
+    "get_port_owner": MethodSpec(m.PortParams, m.PortOwner | None, slow=True),
+    "attach_process": MethodSpec(
+        m.AttachProcessParams,
+        None,
+        (e.UnknownService, e.PermissionDenied),
+        doc="That pid is a rightful holder of the service's port.",
+    ),
+    "reclaim_orphan": MethodSpec(
+        m.PortParams,
+        m.PortOwner,
+        (e.PermissionDenied,),
+        slow=True,
+        doc="End the recorded orphan listening on the port.",
+    ),
+    "get_stats": MethodSpec(m.NoParams, m.Stats),
+    "shutdown": MethodSpec(m.NoParams, None, doc="Release this sidecar's leases and exit 0."),
+}
+
+NOTIFICATIONS: dict[str, type[m.WireModel]] = {
+    "ready": m.Ready,
+    "port_event": m.PortEvent,
+}

@@ -1,0 +1,218 @@
+"""The wire contract: every type that crosses stdio, as pydantic models.
+
+snake_case is canonical on the wire; camelCase is accepted on input because Tauri's `invoke`
+sends it. Unknown fields are rejected so that a misspelt param is an error, not a silent
+default. The TypeScript types are generated from these models (`portd schema`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic.alias_generators import to_camel
+
+Port = Annotated[StrictInt, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
+Pid = Annotated[StrictInt, Field(ge=1)]
+ServiceName = Annotated[str, Field(min_length=1, max_length=200, strict=True)]
+Millis = Annotated[int, Field(description="Unix time in milliseconds.")]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        defer_build=True,
+        frozen=True,
+    )
+
+
+class FrontendConfig(WireModel):
+    """Where the app's frontend dev server is, for the `frontend_server` health check."""
+
+    port: Port | None = None
+    service: ServiceName | None = None
+    path: str | None = Field(None, description="HTTP path to GET; TCP connect when absent.")
+
+
+class ResourceThresholds(WireModel):
+    """Above these, `system_resources` reports unhealthy."""
+
+    cpu_percent: float = Field(95.0, gt=0, le=100)
+    memory_percent: float = Field(90.0, gt=0, le=100)
+    disk_percent: float = Field(95.0, gt=0, le=100)
+
+
+class PortConfig(WireModel):
+    """The port manager's configuration; the defaults are the original system's."""
+
+    preferred_port: Port = 1421
+    port_range: tuple[Port, Port] = (1421, 1500)
+    max_retries: Annotated[StrictInt, Field(ge=0, le=1000)] = 10
+    health_check_interval: float = Field(30.0, gt=0, description="Seconds.")
+    conflict_scan_interval: float = Field(2.0, gt=0, description="Seconds.")
+    health_check_timeout: float = Field(5.0, gt=0, description="Seconds one check may take.")
+    auto_resolve: StrictBool = True
+    app_id: ServiceName = "default"
+    frontend: FrontendConfig | None = None
+    thresholds: ResourceThresholds = ResourceThresholds()
+
+    @model_validator(mode="after")
+    def _range_is_ordered(self) -> PortConfig:
+        low, high = self.port_range
+        if low > high:
+            raise ValueError(f"port_range is backwards: {low} > {high}")
+        return self
+
+
+class PortConfigUpdate(WireModel):
+    """The fields of `PortConfig` to change; the rest stay as they are."""
+
+    preferred_port: Port | None = None
+    port_range: tuple[Port, Port] | None = None
+    max_retries: Annotated[StrictInt, Field(ge=0, le=1000)] | None = None
+    health_check_interval: float | None = Field(None, gt=0)
+    conflict_scan_interval: float | None = Field(None, gt=0)
+    health_check_timeout: float | None = Field(None, gt=0)
+    auto_resolve: StrictBool | None = None
+    app_id: ServiceName | None = None
+    frontend: FrontendConfig | None = None
+    thresholds: ResourceThresholds | None = None
+
+
+LeaseState = Literal["leased", "listening", "conflict", "orphan"]
+
+
+class PortInfo(WireModel):
+    """A service's lease as this app sees it."""
+
+    service: str
+    port: Port
+    app_id: str
+    owner_pid: int
+    holder_pids: list[int]
+    state: LeaseState
+    allocated_at: Millis
+
+
+class PortOwner(WireModel):
+    """Who holds a port: the listening process, and the lease naming the port, if any."""
+
+    port: Port
+    pid: int | None = None
+    name: str | None = None
+    user: str | None = None
+    cmdline: list[str] = []
+    started_at: Millis | None = None
+    lease: PortInfo | None = None
+    orphan: bool = False
+
+
+PortEventType = Literal[
+    "PortChanged", "PortConflict", "PortAvailable", "HealthCheckFailed", "HealthCheckSuccess"
+]
+
+
+class PortEvent(WireModel):
+    """The payload of the `port_event` notification."""
+
+    type: PortEventType
+    old_port: int | None = None
+    new_port: int | None = None
+    port: int | None = None
+    service: str | None = None
+    error: str | None = None
+    timestamp: Millis
+
+
+HealthStatus = Literal["healthy", "unhealthy", "unknown"]
+
+
+class HealthCheckResult(WireModel):
+    component: str
+    status: HealthStatus
+    message: str
+    timestamp: Millis
+    latency: float | None = Field(None, description="Milliseconds the check took.")
+    details: dict[str, Any] | None = None
+
+
+class SystemHealthStatus(WireModel):
+    status: HealthStatus
+    components: list[HealthCheckResult]
+    timestamp: Millis
+
+
+class Stats(WireModel):
+    """Counters since this sidecar started."""
+
+    allocations: int
+    releases: int
+    conflicts: int
+    resolutions: int
+    health_checks: int
+    uptime: float = Field(description="Seconds.")
+
+
+class Ready(WireModel):
+    """The `ready` notification, always the first message the sidecar sends."""
+
+    version: str
+    protocol: Literal[1]
+    pid: int
+    framing: Literal["ndjson", "lsp"]
+    registry: str
+    owner_pid: int
+    app_id: str
+
+
+# Params of each method, by name.
+
+
+class NoParams(WireModel):
+    pass
+
+
+class InitPortManagerParams(WireModel):
+    config: PortConfigUpdate | None = None
+
+
+class FindAvailablePortParams(WireModel):
+    preferred: Port | None = None
+    range: tuple[Port, Port] | None = None
+
+
+class AllocatePortParams(WireModel):
+    service_name: ServiceName
+    preferred_port: Port | None = None
+
+
+class ServiceParams(WireModel):
+    service_name: ServiceName
+
+
+class IsPortAvailableParams(WireModel):
+    port: Port
+    host: str | None = Field(None, description="Check this address only; default all of them.")
+
+
+class PortParams(WireModel):
+    port: Port
+
+
+class AttachProcessParams(WireModel):
+    service_name: ServiceName
+    pid: Pid
+
+
+class PlanPathParams(WireModel):
+    path: str = Field(min_length=1)
+
+
+class CheckPortPlanParams(WireModel):
+    path: str | None = None
+
+
+class NextPlanPortParams(WireModel):
+    category: str = Field(min_length=1)

@@ -1,0 +1,302 @@
+"""Port leases in SQLite: one registry per machine, shared by every portd process.
+
+The registry stores; the manager decides. A claim is one `Transaction` (BEGIN IMMEDIATE), so
+two processes can never both see a port as unleased and both take it; `port` is the primary
+key, so even a bug upstream cannot write a port twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .process import ProcessIdentity
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+MEMORY = ":memory:"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    port          INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 65535),
+    service       TEXT    NOT NULL,
+    app_id        TEXT    NOT NULL,
+    owner_pid     INTEGER NOT NULL,
+    owner_started REAL    NOT NULL,
+    holders       TEXT    NOT NULL DEFAULT '[]',
+    created_at    INTEGER NOT NULL,
+    renewed_at    INTEGER NOT NULL,
+    UNIQUE (owner_pid, owner_started, app_id, service)
+);
+CREATE TABLE IF NOT EXISTS last_ports (
+    app_id  TEXT    NOT NULL,
+    service TEXT    NOT NULL,
+    port    INTEGER NOT NULL,
+    PRIMARY KEY (app_id, service)
+);
+"""
+_COLUMNS = "port, service, app_id, owner_pid, owner_started, holders, created_at, renewed_at"
+_KEY = "owner_pid = ? AND owner_started = ? AND app_id = ? AND service = ?"
+
+
+class RegistryOpenError(Exception):
+    """The file cannot serve as a registry: unwritable or not a database. Never a lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseKey:
+    owner: ProcessIdentity
+    app_id: str
+    service: str
+
+    def params(self) -> tuple[int, float, str, str]:
+        return (self.owner.pid, self.owner.started, self.app_id, self.service)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    port: int
+    key: LeaseKey
+    holders: tuple[ProcessIdentity, ...]
+    created_at: int
+    renewed_at: int
+
+    @property
+    def service(self) -> str:
+        return self.key.service
+
+    @property
+    def owner(self) -> ProcessIdentity:
+        return self.key.owner
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _lease(row: Any) -> Lease:
+    port, service, app_id, owner_pid, owner_started, holders, created, renewed = row
+    key = LeaseKey(ProcessIdentity(owner_pid, owner_started), app_id, service)
+    held = tuple(ProcessIdentity(int(p), float(s)) for p, s in json.loads(holders))
+    return Lease(port, key, held, created, renewed)
+
+
+class Transaction:
+    """The reads and writes of one claim, inside BEGIN IMMEDIATE."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def find(self, key: LeaseKey) -> Lease | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM leases WHERE {_KEY}", key.params()
+        ).fetchone()
+        return _lease(row) if row else None
+
+    def lease_on(self, port: int) -> Lease | None:
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM leases WHERE port = ?", (port,)
+        ).fetchone()
+        return _lease(row) if row else None
+
+    def next_unleased(self, low: int, high: int) -> int | None:
+        """The lowest port in low..high with no lease: one indexed query, however crowded."""
+        if self.lease_on(low) is None:
+            return low
+        row = self._conn.execute(
+            "SELECT l.port + 1 FROM leases l WHERE l.port BETWEEN ? AND ? "
+            "AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = l.port + 1) "
+            "ORDER BY l.port LIMIT 1",
+            (low, high - 1),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def insert(self, port: int, key: LeaseKey, holders: tuple[ProcessIdentity, ...] = ()) -> Lease:
+        now = now_ms()
+        self._conn.execute(
+            f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                port,
+                key.service,
+                key.app_id,
+                key.owner.pid,
+                key.owner.started,
+                _holders_json(holders),
+                now,
+                now,
+            ),
+        )
+        self._conn.execute(
+            "INSERT INTO last_ports (app_id, service, port) VALUES (?, ?, ?) "
+            "ON CONFLICT (app_id, service) DO UPDATE SET port = excluded.port",
+            (key.app_id, key.service, port),
+        )
+        return Lease(port, key, holders, now, now)
+
+    def renew(self, lease: Lease) -> Lease:
+        now = now_ms()
+        self._conn.execute("UPDATE leases SET renewed_at = ? WHERE port = ?", (now, lease.port))
+        return Lease(lease.port, lease.key, lease.holders, lease.created_at, now)
+
+    def set_holders(self, port: int, holders: tuple[ProcessIdentity, ...]) -> None:
+        self._conn.execute(
+            "UPDATE leases SET holders = ? WHERE port = ?", (_holders_json(holders), port)
+        )
+
+    def delete(self, port: int) -> None:
+        self._conn.execute("DELETE FROM leases WHERE port = ?", (port,))
+
+    def last_port(self, app_id: str, service: str) -> int | None:
+        row = self._conn.execute(
+            "SELECT port FROM last_ports WHERE app_id = ? AND service = ?", (app_id, service)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+
+def _holders_json(holders: tuple[ProcessIdentity, ...]) -> str:
+    return json.dumps([[h.pid, h.started] for h in holders])
+
+
+class Registry:
+    """Leases in one SQLite database: a file shared by the machine, or a private memory one."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str, degraded: str | None = None) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()  # one connection, used from the loop and worker threads
+        self.path = path
+        self.degraded = degraded  # why we fell back to memory, if we did
+        self._own_writes = 0
+
+    @classmethod
+    def open(cls, path: Path, *, lock_timeout: float = 30.0) -> Registry:
+        try:
+            conn = _connect_file(path, lock_timeout)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise RegistryOpenError(f"{path}: {exc}") from exc
+        return cls(conn, str(path))
+
+    @classmethod
+    def in_memory(cls, reason: str | None = None) -> Registry:
+        conn = sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False)
+        conn.executescript(_SCHEMA)
+        return cls(conn, MEMORY, reason)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            self._own_writes += 1
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever any process has written: SQLite's data_version counts the other
+        connections' commits, and we count our own."""
+        with self._lock:
+            other = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        return other, self._own_writes
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Transaction]:
+        """Reads only, from one consistent view, without taking the write lock."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield Transaction(self._conn)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def leases(
+        self, owner: ProcessIdentity | None = None, app_id: str | None = None
+    ) -> list[Lease]:
+        query, args = f"SELECT {_COLUMNS} FROM leases", ()
+        if owner is not None and app_id is not None:
+            query += " WHERE owner_pid = ? AND owner_started = ? AND app_id = ?"
+            args = (owner.pid, owner.started, app_id)  # type: ignore[assignment]
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY port", args).fetchall()
+        return [_lease(r) for r in rows]
+
+    def lease_on(self, port: int) -> Lease | None:
+        with self.snapshot() as tx:
+            return tx.lease_on(port)
+
+    def release(self, key: LeaseKey) -> Lease | None:
+        with self.transaction() as tx:
+            lease = tx.find(key)
+            if lease is not None:
+                tx.delete(lease.port)
+            return lease
+
+    def integrity_check(self) -> str:
+        with self._lock:
+            return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _connect_file(path: Path, lock_timeout: float) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Create the file ourselves so that it is 0600 from its first byte; SQLite gives the
+    # -wal and -shm files the same mode.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    try:
+        _retry_locked(lambda: _prepare(conn), lock_timeout)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA busy_timeout = 5000")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        # Idempotent, so sidecars racing to create the schema all succeed.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+        )
+    elif version > SCHEMA_VERSION:
+        raise sqlite3.DatabaseError(f"registry schema {version} is newer than this portd")
+    conn.execute(f"SELECT {_COLUMNS} FROM leases LIMIT 1").fetchall()
+
+
+def _retry_locked(action: object, timeout: float) -> None:
+    """Switching to WAL takes an exclusive lock that the busy handler does not wait for, so
+    several sidecars opening a new file at once see "database is locked" at once: back off
+    and try again. A lock is never a reason to give up the shared registry."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            action()  # type: ignore[operator]
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+            log.debug("registry busy (%s); retrying in %.0f ms", exc, delay * 1000)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.25)

@@ -1,0 +1,138 @@
+"""Bytes to messages and back: NDJSON (one JSON object per line) or LSP-style
+Content-Length headers. Decoders are incremental and never hold more than one message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal, TypeAlias
+
+Framing: TypeAlias = Literal["ndjson", "lsp"]
+MAX_MESSAGE = 1 << 20  # 1 MiB: a longer message is skipped to its end and answered -32600
+_MAX_HEADER = 8192
+_CONTENT_LENGTH = re.compile(rb"^content-length\s*:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+class Oversized:
+    """A message longer than the limit was skipped."""
+
+    def __repr__(self) -> str:
+        return "Oversized()"
+
+
+class BadHeader:
+    """An LSP header block without a usable Content-Length was dropped."""
+
+    def __repr__(self) -> str:
+        return "BadHeader()"
+
+
+OVERSIZED = Oversized()
+BAD_HEADER = BadHeader()
+Frame: TypeAlias = bytes | Oversized | BadHeader
+
+
+def detect_framing(head: bytes) -> Framing | None:
+    """From a client's first bytes: `{`/`[` NDJSON, `Content-Length` LSP, else NDJSON.
+    None while only white space has arrived."""
+    head = head.lstrip()
+    if not head:
+        return None
+    if head[:1] in (b"{", b"["):
+        return "ndjson"
+    prefix = head[:14].lower()
+    if len(prefix) < 14 and b"content-length".startswith(prefix):
+        return None  # could still be a header: wait for more
+    return "lsp" if prefix == b"content-length" else "ndjson"
+
+
+class NdjsonDecoder:
+    def __init__(self, limit: int = MAX_MESSAGE) -> None:
+        self._limit = limit
+        self._partial = bytearray()
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[Frame]:
+        frames: list[Frame] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            piece = data[start:end]
+            start = end + 1
+            if self._skipping:
+                self._skipping = False
+                frames.append(OVERSIZED)
+                continue
+            if self._partial:
+                self._partial += piece
+                piece = bytes(self._partial)
+                self._partial.clear()
+            if len(piece) > self._limit:
+                frames.append(OVERSIZED)
+            elif line := piece.strip():  # tolerates \r\n and blank lines
+                frames.append(line)
+        if not self._skipping:
+            self._partial += data[start:]
+            if len(self._partial) > self._limit:
+                self._partial.clear()
+                self._skipping = True
+        return frames
+
+
+class LspDecoder:
+    def __init__(self, limit: int = MAX_MESSAGE) -> None:
+        self._limit = limit
+        self._buffer = bytearray()
+        self._length: int | None = None
+        self._skip = 0
+
+    def feed(self, data: bytes) -> list[Frame]:
+        frames: list[Frame] = []
+        self._buffer += data
+        while True:
+            if self._skip:
+                dropped = min(self._skip, len(self._buffer))
+                del self._buffer[:dropped]
+                self._skip -= dropped
+                if self._skip:
+                    return frames
+                frames.append(OVERSIZED)
+            if self._length is None and not self._read_header(frames):
+                return frames
+            if self._length is not None:
+                if len(self._buffer) < self._length:
+                    return frames
+                frames.append(bytes(self._buffer[: self._length]))
+                del self._buffer[: self._length]
+                self._length = None
+
+    def _read_header(self, frames: list[Frame]) -> bool:
+        while bytes(self._buffer[:1]) in (b"\r", b"\n", b" "):
+            del self._buffer[:1]
+        match = re.search(rb"\r?\n\r?\n", self._buffer)
+        if match is None:
+            if len(self._buffer) > _MAX_HEADER:
+                self._buffer.clear()
+                frames.append(BAD_HEADER)
+            return False
+        header = bytes(self._buffer[: match.start()])
+        del self._buffer[: match.end()]
+        length = _CONTENT_LENGTH.search(header)
+        if length is None:
+            frames.append(BAD_HEADER)
+            return True
+        size = int(length.group(1))
+        if size > self._limit:
+            self._skip = size
+        else:
+            self._length = size
+        return True
+
+
+def encode(body: bytes, framing: Framing) -> bytes:
+    if framing == "lsp":
+        return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    return body + b"\n"
+
+
+def decoder_for(framing: Framing) -> NdjsonDecoder | LspDecoder:
+    return LspDecoder() if framing == "lsp" else NdjsonDecoder()

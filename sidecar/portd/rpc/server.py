@@ -1,0 +1,189 @@
+"""The sidecar on stdio: the only writer of stdout, and the owner of the process lifecycle.
+
+Start-up order matters to the app waiting on us: claim stdout, start reading stdin, send
+`ready`, and only then import the engine (pydantic, jsonrpcserver, psutil cost most of the
+start-up) while the app's first request is on its way. Requests that arrive meanwhile are
+buffered by the reader thread, never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .framing import Framing, encode
+
+log = logging.getLogger("portd")
+
+PROTOCOL_VERSION = 1
+_EOF = b""
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    registry: str
+    parent_pid: int | None
+    framing: str  # "auto", "ndjson" or "lsp"
+    app_id: str
+    version: str
+
+
+class FrameWriter:
+    """Writes whole frames to the saved stdout fd, one per message, unbuffered."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self.framing: Framing | None = None
+        self.closed = False
+
+    def send(self, message: Any) -> None:
+        if isinstance(message, bytes | bytearray):
+            body = bytes(message)
+        else:
+            body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        self.send_frame(encode(body, self.framing or "ndjson"))
+
+    def send_frame(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        view = memoryview(frame)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:  # EPIPE: the app closed our stdout; keep serving regardless
+            self.closed = True
+            log.warning("stdout closed (%s); answers are dropped from now on", exc)
+
+
+class Inbox:
+    """Chunks of stdin from the reader thread, handed to the event loop."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._lock = threading.Lock()
+        self._wake: Callable[[], None] | None = None
+
+    def put(self, chunk: bytes) -> None:
+        with self._lock:
+            self._chunks.append(chunk)
+            wake = self._wake
+        if wake is not None:
+            wake()
+
+    def take(self) -> list[bytes]:
+        with self._lock:
+            chunks = list(self._chunks)
+            self._chunks.clear()
+        return chunks
+
+    def on_arrival(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._wake = wake
+            pending = bool(self._chunks)
+        if pending:
+            wake()
+
+
+def _read_stdin(inbox: Inbox) -> None:
+    fd = sys.stdin.fileno()
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:
+            chunk = _EOF
+        inbox.put(chunk)
+        if not chunk:
+            return
+
+
+def claim_stdout() -> int:
+    """Keep the real stdout for frames and point fd 1 and sys.stdout at stderr, so that
+    nothing a library prints, from Python or C, can corrupt the stream."""
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.setmode(saved, os.O_BINARY)
+        msvcrt.setmode(sys.stdin.fileno(), os.O_BINARY)
+    return saved
+
+
+def app_pid(parent_pid: int | None) -> int:
+    """The app we answer to, without importing psutil (it is not needed before `ready`)."""
+    if parent_pid is not None:
+        return parent_pid
+    spawner = os.getppid()
+    if getattr(sys, "frozen", False) and sys.platform.startswith("linux"):
+        # A one-file build runs as the child of its own bootloader: the app is one up.
+        try:
+            if os.readlink(f"/proc/{spawner}/exe") == os.path.realpath(sys.executable):
+                with open(f"/proc/{spawner}/stat") as f:
+                    return int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return spawner
+
+
+def ready_message(options: ServeOptions, framing: Framing, owner_pid: int) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "method": "ready",
+        "params": {
+            "version": options.version,
+            "protocol": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "framing": framing,
+            "registry": options.registry,
+            "owner_pid": owner_pid,
+            "app_id": options.app_id,
+        },
+    }
+
+
+def serve(options: ServeOptions) -> int:
+    writer = FrameWriter(claim_stdout())
+    inbox = Inbox()
+    threading.Thread(target=_read_stdin, args=(inbox,), name="stdin", daemon=True).start()
+    stop = StopSignal()
+    owner_pid = app_pid(options.parent_pid)
+    if options.framing in ("ndjson", "lsp"):
+        framing: Framing = "lsp" if options.framing == "lsp" else "ndjson"
+        writer.framing = framing
+        writer.send(ready_message(options, framing, owner_pid))
+
+    from .session import Session  # the engine: imported while the first request travels
+
+    session = Session.start(options, writer, inbox, stop, owner_pid)
+    if session is None:
+        return 2
+    return session.run()
+
+
+class StopSignal:
+    """SIGTERM/SIGINT before or during the loop: remembered, then delivered to the loop."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._deliver: Callable[[str], None] | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.received = signal.Signals(signum).name
+        if self._deliver is not None:
+            self._deliver(self.received)
+
+    def connect(self, deliver: Callable[[str], None]) -> None:
+        self._deliver = deliver
+        if self.received is not None:
+            deliver(self.received)

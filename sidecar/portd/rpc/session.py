@@ -1,0 +1,190 @@
+"""One sidecar session: the event loop that turns frames into answers until it is told,
+or sees, that it should stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ..health import HealthChecker
+from ..manager import PortManager
+from ..monitor import Monitor
+from ..process import Lineage, is_alive, lineage
+from ..protocol.errors import InvalidRequest, ParseError, ShuttingDown
+from ..protocol.models import PortConfig, PortEvent
+from ..registry import MEMORY, Registry, RegistryOpenError
+from .dispatch import Dispatcher, encode_json, error_response, to_wire
+from .framing import BadHeader, Frame, Oversized, decoder_for, detect_framing
+from .handlers import build_handlers
+from .server import FrameWriter, Inbox, ServeOptions, StopSignal, ready_message
+
+log = logging.getLogger("portd")
+
+WATCH_INTERVAL = 0.2  # seconds between looks at the app: well inside the 1 s exit promise
+DRAIN_TIMEOUT = 2.0  # seconds to finish answering requests already read before exiting
+
+
+def open_registry(path: str) -> Registry:
+    """The shared file, or, if it is unwritable or corrupt, a private memory registry: the
+    app keeps getting ports, and health reports the registry as unhealthy."""
+    if path == MEMORY:
+        return Registry.in_memory()
+    try:
+        return Registry.open(Path(path))
+    except RegistryOpenError as exc:
+        log.error("registry unusable, falling back to a private in-memory one: %s", exc)
+        return Registry.in_memory(reason=str(exc))
+
+
+class Session:
+    def __init__(
+        self,
+        options: ServeOptions,
+        writer: FrameWriter,
+        inbox: Inbox,
+        stop: StopSignal,
+        owner_pid: int,
+        apps: Lineage,
+        manager: PortManager,
+    ) -> None:
+        self.options = options
+        self.writer = writer
+        self.inbox = inbox
+        self.stop = stop
+        self.owner_pid = owner_pid
+        self.apps = apps
+        self.manager = manager
+        self.health = HealthChecker(manager, apps.owner)
+        self.monitor = Monitor(manager, self.health)
+        self.dispatcher = Dispatcher(build_handlers(self), gate=self._gate)
+        self.exit_reason: str | None = None
+        self.keep_leases = False
+        self._inflight = 0
+
+    @classmethod
+    def start(
+        cls,
+        options: ServeOptions,
+        writer: FrameWriter,
+        inbox: Inbox,
+        stop: StopSignal,
+        owner_pid: int,
+    ) -> Session | None:
+        try:
+            apps = lineage(owner_pid)
+        except LookupError as exc:
+            log.error("%s; nothing to serve", exc)
+            return None
+        manager = PortManager(
+            open_registry(options.registry), apps.owner, PortConfig(app_id=options.app_id)
+        )
+        return cls(options, writer, inbox, stop, owner_pid, apps, manager)
+
+    def run(self) -> int:
+        anyio.run(self._main)
+        log.info("exiting: %s", self.exit_reason)
+        return 0
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        arrived = asyncio.Event()
+        self._exit = asyncio.Event()
+
+        def soon(func: Callable[..., None], *args: Any) -> None:
+            loop.call_soon_threadsafe(func, *args)
+
+        self.inbox.on_arrival(lambda: soon(arrived.set))
+        self.stop.connect(lambda name: soon(self.request_exit, name))
+        self.manager.subscribe(lambda event: soon(self._send_event, event))
+        async with anyio.create_task_group() as group:
+            self._group = group
+            group.start_soon(self._read, arrived)
+            group.start_soon(self._watch_app)
+            group.start_soon(self.monitor.run)
+            await self._exit.wait()
+            with anyio.move_on_after(DRAIN_TIMEOUT):
+                while self._inflight:
+                    await anyio.sleep(0.005)
+            group.cancel_scope.cancel()
+        await anyio.to_thread.run_sync(self._finish)
+
+    def request_exit(self, reason: str, keep_leases: bool = False) -> None:
+        if self.exit_reason is None:
+            self.exit_reason = reason
+            self.keep_leases = keep_leases
+            self._exit.set()
+
+    def _finish(self) -> None:
+        if not self.keep_leases:
+            self.manager.release_taken()
+        self.manager.registry.close()
+
+    def _gate(self, method: str) -> None:
+        if self.exit_reason is not None:
+            raise ShuttingDown(f"the sidecar is shutting down ({self.exit_reason})")
+
+    async def _read(self, arrived: asyncio.Event) -> None:
+        decoder = None
+        head = b""
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            for chunk in self.inbox.take():
+                if not chunk:
+                    self.request_exit("stdin closed")
+                    return
+                if decoder is None:
+                    head += chunk
+                    framing = (
+                        detect_framing(head)
+                        if self.options.framing == "auto"
+                        else self.writer.framing
+                    )
+                    if framing is None:
+                        continue
+                    if self.writer.framing is None:
+                        self.writer.framing = framing
+                        self.writer.send(ready_message(self.options, framing, self.owner_pid))
+                    decoder, chunk = decoder_for(framing), head
+                for frame in decoder.feed(chunk):
+                    self._inflight += 1
+                    self._group.start_soon(self._answer, frame)
+
+    async def _answer(self, frame: Frame) -> None:
+        try:
+            if isinstance(frame, Oversized):
+                reply: bytes | None = encode_json(
+                    error_response(InvalidRequest("Invalid request: message larger than 1 MiB"))
+                )
+            elif isinstance(frame, BadHeader):
+                reply = encode_json(error_response(ParseError("Parse error: no Content-Length")))
+            else:
+                reply = await self.dispatcher.handle(frame)
+            if reply is not None:
+                self.writer.send(reply)
+        finally:
+            self._inflight -= 1
+
+    def _send_event(self, event: PortEvent) -> None:
+        self.writer.send({"jsonrpc": "2.0", "method": "port_event", "params": to_wire(event)})
+
+    async def _watch_app(self) -> None:
+        owner, bootloader = self.apps.owner, self.apps.bootloader
+        while True:
+            await anyio.sleep(WATCH_INTERVAL)
+            if bootloader is not None and not is_alive(bootloader):
+                # The app killed our bootloader: it let go of this sidecar, not of its
+                # servers, so the leases stay with the app for the respawned sidecar.
+                self.request_exit("bootloader gone", keep_leases=True)
+            elif not is_alive(owner):
+                self.request_exit(f"app (pid {owner.pid}) gone")
+
+    def shutdown(self) -> None:
+        asyncio.get_running_loop().call_soon(self.request_exit, "shutdown requested")

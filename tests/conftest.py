@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.processes import FakeApp, Listener
+from tests.support.sidecar import Sidecar
+
+
+@pytest.fixture
+def registry_path(tmp_path: Path) -> Path:
+    return tmp_path / "registry.sqlite3"
+
+
+@pytest.fixture
+def spawn_sidecar(tmp_path: Path, registry_path: Path) -> Iterator[Callable[..., Sidecar]]:
+    """Start real sidecars (on the test's private registry unless told otherwise); every one
+    is ended by its pid when the test finishes."""
+    started: list[Sidecar] = []
+
+    def spawn(**kwargs: Any) -> Sidecar:
+        kwargs.setdefault("registry", registry_path)
+        kwargs.setdefault("stderr_path", tmp_path / f"sidecar-{len(started)}.log")
+        sidecar = Sidecar(**kwargs)
+        started.append(sidecar)
+        return sidecar
+
+    yield spawn
+    for sidecar in started:
+        sidecar.stop()
+
+
+@pytest.fixture
+def start_app() -> Iterator[Callable[[], FakeApp]]:
+    apps: list[FakeApp] = []
+
+    def start() -> FakeApp:
+        apps.append(FakeApp())
+        return apps[-1]
+
+    yield start
+    for app in apps:
+        app.cleanup()
+
+
+@pytest.fixture
+def start_listener() -> Iterator[Callable[..., Listener]]:
+    listeners: list[Listener] = []
+
+    def start(port: int = 0, **kwargs: Any) -> Listener:
+        listeners.append(Listener(port, **kwargs))
+        return listeners[-1]
+
+    yield start
+    for listener in listeners:
+        listener.stop()
