@@ -10,6 +10,14 @@ from tests.support.processes import FakeApp, Listener
 from tests.support.sidecar import Sidecar
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that spawns a sidecar, so the frozen tier can run exactly those
+    again against the built binary (PORTD_SIDECAR) without copying them."""
+    for item in items:
+        if "spawn_sidecar" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.sidecar)
+
+
 @pytest.fixture
 def registry_path(tmp_path: Path) -> Path:
     return tmp_path / "registry.sqlite3"

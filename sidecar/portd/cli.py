@@ -2,6 +2,16 @@
 
 Only argparse is imported up front; each command imports what it needs, so that `serve`
 reaches `ready` without loading table or plan code.
+
+Exit codes of the commands people type (`portd.commands`):
+  0  done; the answer is yes (the port is held, the plan is clean, everything is healthy)
+  1  done; the answer is no (`who`: nothing holds the port; `plan check`: errors, or warnings
+     with --strict; `free`: fewer free ports than asked; `release`: no such lease;
+     `allocate`/`plan next`: no free port; `health`: something is unhealthy)
+  2  bad input: usage, a port or range that cannot be, a missing or malformed plan file,
+     an owner pid that is not running, a file `plan init` will not overwrite
+  3  portd could not do it: the registry is unusable, or an unexpected error
+  130 interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -11,16 +21,93 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
 
+MAX_PORT = 65535
+MAX_SERVICE_NAME = 200
+DEFAULT_PLAN = "ports.toml"
+# The commands that `portd.commands` runs; `serve` and `schema` are handled here.
+PEOPLE_COMMANDS = frozenset({"who", "ls", "free", "allocate", "release", "health", "plan"})
 
-def _log_level() -> int:
-    return getattr(logging, os.environ.get("PORTD_LOG", "info").upper(), logging.INFO)
+
+def _log_level(default: str = "info") -> int:
+    return getattr(logging, os.environ.get("PORTD_LOG", default).upper(), logging.INFO)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`portd who: error: ...`), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+# --- argument types: each rejects bad input with one clear line ---------------------------
+
+
+def port_number(text: str) -> int:
+    try:
+        port = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: ports are 1-{MAX_PORT}")
+    return port
+
+
+def port_range(text: str) -> tuple[int, int]:
+    low_text, dash, high_text = text.partition("-")
+    if not dash:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a range: write LOW-HIGH, e.g. 41000-41100"
+        )
+    low, high = port_number(low_text.strip()), port_number(high_text.strip())
+    if low > high:
+        raise argparse.ArgumentTypeError(
+            f"{low}-{high} is written backwards; did you mean {high}-{low}?"
+        )
+    return low, high
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def pid_number(text: str) -> int:
+    try:
+        pid = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a pid") from None
+    if pid < 1:
+        raise argparse.ArgumentTypeError(f"{pid} is not a pid: pids are 1 or more")
+    return pid
+
+
+def name(text: str) -> str:
+    if not text.strip() or len(text) > MAX_SERVICE_NAME or not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a name: 1-{MAX_SERVICE_NAME} printable characters"
+        )
+    return text
+
+
+# --- the parser ----------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="portd", description=__doc__.splitlines()[0])
+    parser = Parser(
+        prog="portd",
+        description=__doc__.splitlines()[0],
+        epilog="Exit codes: 0 ok, 1 the answer is no (see each command), 2 bad input, "
+        "3 portd could not do it.",
+    )
     parser.add_argument("--version", action="version", version=f"portd {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -35,14 +122,202 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--app-id", default="default", help="this app's name in the registry")
 
     commands.add_parser("schema", help="print the protocol's JSON Schema")
+    _add_people_commands(commands)
     return parser
 
 
+def _common(json_output: bool = True) -> Parser:
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--registry",
+        metavar="PATH",
+        help="registry file (default: $PORTD_REGISTRY, else the user's state folder)",
+    )
+    if json_output:
+        common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return common
+
+
+def _owner_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--owner-pid",
+        type=pid_number,
+        metavar="PID",
+        help="the process the lease lives as long as (default: the calling shell)",
+    )
+    command.add_argument(
+        "--app-id", type=name, default="cli", help="the app the lease is for (default: cli)"
+    )
+
+
+def _add_people_commands(commands: argparse._SubParsersAction[Parser]) -> None:
+    common = _common()
+
+    who = commands.add_parser(
+        "who",
+        parents=[common],
+        help="who listens on PORT, and which lease names it",
+        description="Who listens on PORT (pid, name, user, command line, since) and which "
+        "lease names it; says when the listener is an orphan. Exit 1 when nothing holds it.",
+    )
+    who.add_argument("port", type=port_number, metavar="PORT")
+
+    ls = commands.add_parser(
+        "ls",
+        parents=[common],
+        help="leases in the registry, with owner and state, beside what listens",
+        description="Leases in the registry with their owner and state, beside what listens.",
+    )
+    ls.add_argument(
+        "--all", action="store_true", help="also list listening ports that no lease names"
+    )
+
+    free = commands.add_parser(
+        "free",
+        parents=[common],
+        help="free ports",
+        description="Free ports: they bind on IPv4 and IPv6 and no live lease holds them. "
+        "Ports browsers refuse (6000, 6665-6669, ...) are skipped. Exit 1 if fewer than "
+        "--count are free.",
+    )
+    free.add_argument(
+        "--range",
+        type=port_range,
+        metavar="A-B",
+        dest="port_range",
+        help="where to look (default: the allocator's range, 1421-1500)",
+    )
+    free.add_argument("--count", type=positive_int, default=1, metavar="N", help="how many")
+
+    allocate = commands.add_parser(
+        "allocate",
+        parents=[common],
+        help="lease a port to SERVICE and print it",
+        description="Lease a port to SERVICE and print it. The lease lives as long as its "
+        "owner (default: the calling shell); asking again gives the same port.",
+    )
+    allocate.add_argument("service", type=name, metavar="SERVICE")
+    allocate.add_argument(
+        "--preferred", type=port_number, metavar="PORT", help="the port to try first"
+    )
+    allocate.add_argument(
+        "--range",
+        type=port_range,
+        metavar="A-B",
+        dest="port_range",
+        help="where to look after the preferred port (default: 1421-1500)",
+    )
+    allocate.add_argument(
+        "--plan", metavar="FILE", help="use the port this plan gives SERVICE first"
+    )
+    _owner_options(allocate)
+
+    release = commands.add_parser(
+        "release",
+        parents=[common],
+        help="end SERVICE's lease",
+        description="End the lease SERVICE holds for this owner and app. Exit 1 if none.",
+    )
+    release.add_argument("service", type=name, metavar="SERVICE")
+    _owner_options(release)
+
+    health = commands.add_parser(
+        "health",
+        parents=[common],
+        help="one system health check, as a table",
+        description="One health check of every component. Exit 1 if any is unhealthy.",
+    )
+    health.add_argument(
+        "--frontend-port", type=port_number, metavar="PORT", help="check a frontend server here"
+    )
+    health.add_argument(
+        "--frontend-path", metavar="PATH", help="GET this path on the frontend (else TCP connect)"
+    )
+    health.add_argument(
+        "--owner-pid", type=pid_number, metavar="PID", help="the app (default: the calling shell)"
+    )
+    health.add_argument(
+        "--app-id", type=name, default="cli", help="whose leases to count (default: cli)"
+    )
+
+    _add_plan_commands(commands)
+
+
+def _add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
+    plan_file = Parser(add_help=False)
+    plan_file.add_argument(
+        "--plan", metavar="FILE", default=DEFAULT_PLAN, help="the plan (default: ./ports.toml)"
+    )
+    common = _common()
+
+    plan = commands.add_parser(
+        "plan",
+        help="port plans: check, next, status, export, init",
+        description="Port plans: a project's port table as a checked TOML file (ports.toml).",
+    )
+    actions = plan.add_subparsers(dest="plan_command", metavar="ACTION")
+    actions.required = True
+    check = actions.add_parser(
+        "check",
+        parents=[plan_file, common],
+        help="errors and warnings, as FILE:LINE: error|warning: message",
+        description="Report errors (two services on one port, a port outside its category, "
+        "categories that partly overlap) and warnings (the OS's ephemeral range, ports "
+        "browsers refuse, well-known ports of other services). Exit 1 on errors, and on "
+        "warnings too with --strict.",
+    )
+    check.add_argument("--strict", action="store_true", help="warnings fail the check too")
+    check.add_argument(
+        "--ephemeral-range",
+        type=port_range,
+        metavar="A-B",
+        help="check against this ephemeral range instead of this OS's "
+        "(e.g. 49152-65535 for Windows and macOS)",
+    )
+
+    nxt = actions.add_parser(
+        "next",
+        parents=[plan_file, common],
+        help="the next unused, free port of CATEGORY",
+        description="The lowest port of CATEGORY, at or above its lowest planned port, that "
+        "the plan does not use and that is free now. Exit 1 if there is none.",
+    )
+    nxt.add_argument("category", metavar="CATEGORY")
+
+    actions.add_parser(
+        "status",
+        parents=[plan_file, common],
+        help="each planned port: free or taken, and by which process",
+        description="Each planned port, free or taken, and by which process.",
+    )
+
+    export = actions.add_parser(
+        "export",
+        parents=[plan_file, _common(json_output=False)],
+        help="write the plan as env, json or compose",
+        description="Print the plan in a form other tools read.",
+    )
+    export.add_argument("--format", choices=["env", "json", "compose"], default="env")
+
+    init = actions.add_parser(
+        "init",
+        parents=[plan_file],
+        help="write a starter plan",
+        description="Write a starter plan with the usual categories (refuses to overwrite).",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+# --- running -------------------------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr,
-        level=_log_level(),
+        # People read the commands' output, not the engine's info lines.
+        level=_log_level("warning" if args.command in PEOPLE_COMMANDS else "info"),
         format="portd[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "serve":
@@ -54,8 +329,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(json.dumps(protocol_schema(), indent=2, sort_keys=False) + "\n")
         return 0
-    build_parser().print_help(sys.stderr)
+    if args.command in PEOPLE_COMMANDS:
+        return _people(args)
+    parser.print_help(sys.stderr)
     return 2
+
+
+def _people(args: argparse.Namespace) -> int:
+    """Run a command people type: never a traceback, always an exit code."""
+    try:
+        from .commands import run
+
+        return run(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("portd: interrupted\n")
+        return 130
+    except Exception as exc:  # the last line of defence; `run` handles the expected ones
+        logging.getLogger("portd").debug("unexpected error", exc_info=True)
+        sys.stderr.write(f"portd {args.command}: internal error: {type(exc).__name__}: {exc}\n")
+        return 3
 
 
 def _serve(args: argparse.Namespace) -> int:

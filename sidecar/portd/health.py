@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,10 @@ class HealthChecker:
         self.app = app
         self._last: dict[str, HealthStatus] = {}
         self._lock = threading.Lock()
-        # Enough workers that one hanging check never queues the others behind it.
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="health")
+        # Checks run at once (the periodic one and a client's) may finish out of order; only
+        # a check that started after the last one announced may change what was announced.
+        self._started = 0
+        self._announced = 0
         self.checks: dict[str, Callable[[], Outcome]] = {
             "port_manager": self._port_manager,
             "registry": self._registry,
@@ -56,11 +58,13 @@ class HealthChecker:
         }
 
     def perform_health_check(self) -> SystemHealthStatus:
-        started = {
-            name: (time.perf_counter(), self._pool.submit(check))
-            for name, check in self.checks.items()
-        }
+        with self._lock:
+            self._started += 1
+            seq = self._started
         timeout = self.manager.config.health_check_timeout
+        started = {
+            name: (time.perf_counter(), _start(name, check)) for name, check in self.checks.items()
+        }
         deadline = time.monotonic() + timeout
         results = []
         for name, (t0, future) in started.items():
@@ -82,14 +86,17 @@ class HealthChecker:
                 )
             )
         self.manager.counters["health_checks"] += 1
-        self._announce_changes(results)
+        self._announce_changes(seq, results)
         overall: HealthStatus = (
             "unhealthy" if any(r.status == "unhealthy" for r in results) else "healthy"
         )
         return SystemHealthStatus(status=overall, components=results, timestamp=now_ms())
 
-    def _announce_changes(self, results: list[HealthCheckResult]) -> None:
+    def _announce_changes(self, seq: int, results: list[HealthCheckResult]) -> None:
         with self._lock:
+            if seq < self._announced:
+                return  # a later check has already spoken; this one's news is stale
+            self._announced = seq
             for r in results:
                 before = self._last.get(r.component)
                 self._last[r.component] = r.status
@@ -114,7 +121,12 @@ class HealthChecker:
         """The service's port accepts connections, and whoever listens there is its
         rightful holder (a squatter answering does not make the service healthy)."""
         info = self.manager.get_port_info(service)
-        return info.state == "listening" and _connects(info.port)
+        return info.state == "listening" and _connects(info.port, self._io_timeout())
+
+    def _io_timeout(self) -> float:
+        """One connect or HTTP exchange never outlives the check's own time-out, so a
+        hanging server does not pile up worker threads behind the cut-off results."""
+        return min(CONNECT_TIMEOUT, self.manager.config.health_check_timeout)
 
     # --- components ----------------------------------------------------------------------
 
@@ -149,9 +161,10 @@ class HealthChecker:
         if frontend is None or port is None:
             return "unknown", "no frontend configured", {}
         details: dict[str, Any] = {"port": port}
+        timeout = self._io_timeout()
         if frontend.path:
-            return _http_get(port, frontend.path, details)
-        if _connects(port):
+            return _http_get(port, frontend.path, details, timeout)
+        if _connects(port, timeout):
             return "healthy", f"port {port} accepts connections", details
         return "unhealthy", f"nothing accepts connections on port {port}", details
 
@@ -202,21 +215,41 @@ class HealthChecker:
         return "healthy", "loopback up; localhost resolves", details
 
 
-def _connects(port: int) -> bool:
+def _start(name: str, check: Callable[[], Outcome]) -> Future[Outcome]:
+    """Run one check on a thread of its own. A pool would queue every later check behind
+    one that hangs, and would hold up the sidecar's exit while it hangs (a pool's threads
+    are joined at exit); a daemon thread does neither, and a cut-off one just ends later."""
+    future: Future[Outcome] = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(check())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=f"health-{name}", daemon=True).start()
+    return future
+
+
+def _connects(port: int, timeout: float = CONNECT_TIMEOUT) -> bool:
     for host in ("127.0.0.1", "::1"):
         try:
-            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            with socket.create_connection((host, port), timeout=timeout):
                 return True
         except OSError:
             continue
     return False
 
 
-def _http_get(port: int, path: str, details: dict[str, Any]) -> Outcome:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CONNECT_TIMEOUT)
+def _http_get(port: int, path: str, details: dict[str, Any], timeout: float) -> Outcome:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path if path.startswith("/") else "/" + path)
         status = conn.getresponse().status
+    except TimeoutError:
+        return "unhealthy", f"GET {path} on port {port}: no answer within {timeout:g} s", details
     except (OSError, http.client.HTTPException) as exc:
         return "unhealthy", f"GET {path} on port {port} failed: {exc}", details
     finally:

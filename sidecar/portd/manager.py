@@ -13,9 +13,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 
+from pydantic import ValidationError
+
 from . import probe
 from .process import ProcessIdentity, descends_from, describe, is_alive
-from .protocol.errors import NoPortAvailable, PermissionDenied, UnknownService
+from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied, UnknownService
 from .protocol.models import (
     LeaseState,
     PortConfig,
@@ -79,7 +81,13 @@ class PortManager:
     def init_port_manager(self, update: PortConfigUpdate | None = None) -> PortConfig:
         if update is not None:
             merged = self.config.model_dump() | update.model_dump(exclude_unset=True)
-            self.config = PortConfig.model_validate(merged)
+            try:
+                self.config = PortConfig.model_validate(merged)
+            except ValidationError as exc:  # e.g. a backwards range: the caller's mistake
+                errors = exc.errors(include_url=False, include_context=False, include_input=False)
+                for error in errors:
+                    error["loc"] = ("config", *error["loc"])
+                raise InvalidParams("Invalid params for init_port_manager", errors) from None
         return self.config
 
     def key(self, service: str) -> LeaseKey:
@@ -159,7 +167,7 @@ class PortManager:
         while port <= high and (port := tx.next_unleased(port, high) or high + 1) <= high:
             yield port, False
             port += 1
-        for _ in range(max(1, self.config.max_retries)):
+        for _ in range(self.config.max_retries):  # 0: never leave the range
             yield probe.os_assigned_port(), False
 
     def _usable(
@@ -186,7 +194,7 @@ class PortManager:
         asked = f"port {preferred}, " if preferred else ""
         return NoPortAvailable(
             f"no free port: tried {asked}the range {low}-{high} and "
-            f"{max(1, self.config.max_retries)} OS-assigned ports"
+            f"{self.config.max_retries} OS-assigned ports"
         )
 
     # --- release ---------------------------------------------------------------------
@@ -307,7 +315,7 @@ class PortManager:
     def state_of(self, lease: Lease, pids: list[int] | None) -> LeaseState:
         if not is_alive(lease.owner):
             return "orphan" if any(is_alive(h) for h in lease.holders) else "leased"
-        if pids is None:
+        if not pids:  # nobody listens (None: not looked, []: looked and found no one)
             return "leased"
         if all(self.is_rightful(lease, pid) for pid in pids):
             return "listening"

@@ -8,7 +8,10 @@ pass, because that mapping (a walk of /proc) costs more than the whole rest of t
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -18,21 +21,30 @@ from . import probe
 from .health import HealthChecker
 from .manager import PortManager
 from .process import ProcessIdentity, identify, is_alive, is_same_user
-from .protocol.errors import InvalidParams, PermissionDenied
+from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied
 from .protocol.models import PortEvent, PortOwner
 from .registry import Lease, now_ms
 
 log = logging.getLogger(__name__)
 
 ORPHAN_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when reclaiming an orphan
+# Longest sleep between looks at the config, so that a shorter interval set by
+# `init_port_manager` applies now, not after the old (default 30 s) interval has run out.
+RECHECK_INTERVAL = 0.5
+
+# A listening socket as one pass sees it: address, inode, uid, pid. Over netlink the pid is
+# None (found later, and only when needed); psutil gives the pid and no inode.
+_Socket = tuple[str, int | None, int | None, int | None]
 
 
 @dataclass
 class _PortView:
     """What was listening on a leased port at the last pass, and what we made of it."""
 
-    sockets: frozenset[tuple[str, int | None]]
+    sockets: frozenset[_Socket]
+    lease: object  # the lease key the verdict was made for
     foreign: tuple[int, ...] = ()
+    unresolved: bool = False  # a socket of ours whose process we could not find
 
 
 @dataclass
@@ -56,13 +68,20 @@ class Monitor:
             group.start_soon(self._every, "conflict_scan_interval", self.scan)
             group.start_soon(self._every, "health_check_interval", self.health.perform_health_check)
 
-    async def _every(self, interval_name: str, work: object) -> None:
+    async def _every(self, interval_name: str, work: Callable[[], object]) -> None:
+        """Run `work` every `interval_name` seconds of the config in force: the interval is
+        read again while waiting, so a change applies at once."""
+        last = anyio.current_time()
         while True:
-            await anyio.sleep(getattr(self.manager.config, interval_name))
+            left = last + getattr(self.manager.config, interval_name) - anyio.current_time()
+            if left > 0:
+                await anyio.sleep(min(left, RECHECK_INTERVAL))
+                continue
             try:
-                await anyio.to_thread.run_sync(work)  # type: ignore[arg-type]
+                await anyio.to_thread.run_sync(work)
             except Exception:
                 log.exception("periodic %s failed", interval_name)
+            last = anyio.current_time()
 
     # --- conflicts -----------------------------------------------------------------------
 
@@ -74,53 +93,86 @@ class Monitor:
     def _scan(self) -> list[str]:
         leases = self._current_leases()
         ports = {lease.port for lease in leases}
-        by_port: dict[int, set[tuple[str, int | None]]] = {}
+        # Take the ports allocate_port wanted but could not have as one set: the loop thread
+        # may add more meanwhile, and those wait for the next pass rather than being lost.
+        wanted = set(self.manager.wanted)
+        self.manager.wanted -= wanted
+        self.state.watched |= wanted
+        by_port: dict[int, set[_Socket]] = {}
         for sock in probe.listening_sockets():
-            if (
-                sock.port in ports
-                or sock.port in self.state.watched
-                or sock.port in self.manager.wanted
-            ):
-                by_port.setdefault(sock.port, set()).add((sock.address, sock.inode))
-        self.state.watched |= self.manager.wanted
-        self.manager.wanted.clear()
+            if sock.port in ports or sock.port in self.state.watched:
+                by_port.setdefault(sock.port, set()).add(
+                    (sock.address, sock.inode, sock.uid, sock.pid)
+                )
         self._announce_freed(by_port)
+        now: list[tuple[Lease, frozenset[_Socket]]] = []
+        changed: list[tuple[Lease, frozenset[_Socket]]] = []
+        views, nothing = self.state.views, frozenset[_Socket]()
+        for lease in leases:  # inline: this loop runs once per lease on every pass
+            found = by_port.get(lease.port)
+            sockets = frozenset(found) if found else nothing
+            now.append((lease, sockets))
+            view = views.get(lease.port)
+            if (
+                view is None
+                or view.unresolved
+                or view.sockets != sockets
+                or (view.lease is not lease.key and view.lease != lease.key)
+            ):
+                changed.append((lease, sockets))  # judge again: map its sockets to pids
+        if changed:
+            # One walk of /proc for every socket that changed, not one per lease.
+            pids = _pids_of({sock for _, sockets in changed for sock in sockets})
+            for lease, sockets in changed:
+                self._judge(lease, sockets, pids)
         in_conflict = []
-        for lease in leases:
-            foreign = self._foreign_pids(lease, frozenset(by_port.get(lease.port, ())))
+        reported = self.state.reported
+        for lease, _ in now:
+            foreign = views[lease.port].foreign
             if not foreign:
-                self.state.reported.discard((lease.service, lease.port))
+                if reported and (lease.service, lease.port) in reported:
+                    self._on_clear(lease)
             elif not self._on_conflict(lease, foreign):
                 in_conflict.append(lease.service)
         return in_conflict
 
     def _current_leases(self) -> list[Lease]:
-        version = self.manager.registry.version()
+        app_id = self.manager.config.app_id
+        version = (self.manager.registry.version(), app_id)
         if version != self._leases_version:
-            self._leases = self.manager.registry.leases(
-                self.manager.owner, self.manager.config.app_id
-            )
+            self._leases = self.manager.registry.leases(self.manager.owner, app_id)
             self._leases_version = version
+            ports = {lease.port for lease in self._leases}
+            for port in set(self.state.views) - ports:
+                del self.state.views[port]  # no longer ours: forget what we made of it
         return self._leases
 
-    def _foreign_pids(
-        self, lease: Lease, sockets: frozenset[tuple[str, int | None]]
-    ) -> tuple[int, ...]:
+    def _judge(
+        self, lease: Lease, sockets: frozenset[_Socket], pids: dict[_Socket, int | None]
+    ) -> None:
+        """Decide which listeners on the lease are strangers, and record the rightful ones."""
         view = self.state.views.get(lease.port)
-        if view is not None and view.sockets == sockets:
-            return view.foreign
-        foreign: list[int] = []
-        if sockets:
-            listeners = probe.with_pids(
-                probe.Listener(lease.port, addr, None, inode, None) for addr, inode in sockets
-            )
-            for pid in sorted({s.pid or 0 for s in listeners}):
+        foreign: set[int] = set()
+        unresolved = False
+        for sock in sockets:
+            pid, uid = pids.get(sock), sock[2]
+            if pid:
                 if self.manager.is_rightful(lease, pid):
                     self._record_holder(lease, pid)
                 else:
-                    foreign.append(pid)
-        self.state.views[lease.port] = _PortView(sockets, tuple(foreign))
-        return tuple(foreign)
+                    foreign.add(pid)
+            elif uid is None or uid != os.getuid():
+                foreign.add(0)  # another user's socket: never a rightful holder
+            elif view is not None and view.unresolved and view.sockets == sockets:
+                foreign.add(0)  # ours, yet no process of ours holds it, two passes running
+            else:
+                # Ours but its process was not found: one that is exiting, or forking, as
+                # we looked. Decide on the next pass instead of moving a healthy port.
+                unresolved = True
+        if unresolved and view is not None:
+            foreign.update(view.foreign)  # until then, the last verdict stands
+        verdict = tuple(sorted(foreign))
+        self.state.views[lease.port] = _PortView(sockets, lease.key, verdict, unresolved)
 
     def _record_holder(self, lease: Lease, pid: int) -> None:
         """Remember a rightful listener, so that if the app dies while it keeps the port we
@@ -129,6 +181,21 @@ class Monitor:
         if ident is None or any(h.pid == pid for h in lease.holders):
             return
         self.manager.add_holder(lease, ident)
+
+    def _on_clear(self, lease: Lease) -> None:
+        """Nothing foreign listens on the lease: if it was in conflict, its port is free
+        for the service again, and the app (told of the conflict) hears so once."""
+        key = (lease.service, lease.port)
+        if key not in self.state.reported:
+            return
+        self.state.reported.discard(key)
+        self.state.watched.discard(lease.port)
+        log.info("conflict over: %s's port %d is free again", lease.service, lease.port)
+        self.manager.emit(
+            PortEvent(
+                type="PortAvailable", port=lease.port, service=lease.service, timestamp=now_ms()
+            )
+        )
 
     def _on_conflict(self, lease: Lease, foreign: tuple[int, ...]) -> bool:
         """Handle a foreign listener on a lease; True if it was resolved."""
@@ -144,8 +211,12 @@ class Monitor:
             ", ".join(map(str, foreign)),
         )
         if self.manager.config.auto_resolve:
-            self._move(lease.service)
-            return True
+            try:
+                self._move(lease.service)
+                return True
+            except NoPortAvailable as exc:
+                # Nowhere to go: report the conflict (once) and let the app decide.
+                log.warning("cannot move %s: %s", lease.service, exc.message)
         self.state.reported.add(key)
         self.manager.emit(
             PortEvent(
@@ -161,8 +232,9 @@ class Monitor:
     def _move(self, service: str) -> int:
         old, new = self.manager.move(service)
         self.state.views.pop(old, None)
-        self.state.reported = {r for r in self.state.reported if r[0] != service}
-        self.state.watched.add(old)
+        self.state.reported -= {r for r in self.state.reported if r[0] == service}
+        if _taken(old):
+            self.state.watched.add(old)  # say so when it frees (not if it already is free)
         self.manager.counters["resolutions"] += 1
         self.manager.emit(
             PortEvent(
@@ -171,7 +243,7 @@ class Monitor:
         )
         return new
 
-    def _announce_freed(self, by_port: dict[int, set[tuple[str, int | None]]]) -> None:
+    def _announce_freed(self, by_port: dict[int, set[_Socket]]) -> None:
         for port in sorted(self.state.watched):
             if port not in by_port and self.manager.registry.lease_on(port) is None:
                 self.state.watched.discard(port)
@@ -221,15 +293,44 @@ class Monitor:
         return owner
 
 
+def _pids_of(sockets: set[_Socket]) -> dict[_Socket, int | None]:
+    socks = list(sockets)
+    found = probe.with_pids(
+        probe.Listener(0, addr, uid, inode, pid) for addr, inode, uid, pid in socks
+    )
+    return {sock: listener.pid for sock, listener in zip(socks, found, strict=True)}
+
+
+def _taken(port: int) -> bool:
+    try:
+        return probe.check_port(port) != "free"
+    except OSError:
+        return True  # cannot tell: watch it, at worst PortAvailable comes when it is free
+
+
 def _terminate(target: ProcessIdentity) -> None:
+    """SIGTERM, then SIGKILL after the grace period, to exactly the recorded process."""
     try:
         proc = psutil.Process(target.pid)
         if abs(proc.create_time() - target.started) > 0.01:
             raise PermissionDenied(f"pid {target.pid} is no longer the recorded process")
         proc.terminate()  # psutil re-checks the identity before it signals
-        _, alive = psutil.wait_procs([proc], timeout=ORPHAN_GRACE)
-        for straggler in alive:
-            straggler.kill()
-        psutil.wait_procs(alive, timeout=ORPHAN_GRACE)
+        if not _ended(target, ORPHAN_GRACE):
+            log.warning("pid %d ignored SIGTERM for %g s; killing it", target.pid, ORPHAN_GRACE)
+            proc.kill()
+            _ended(target, ORPHAN_GRACE)
     except psutil.NoSuchProcess:
         pass
+
+
+def _ended(target: ProcessIdentity, timeout: float) -> bool:
+    """Wait for the process to end. It is not our child, so we cannot reap it: a zombie
+    (its parent, often init, has not reaped it yet) has ended and holds no port."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while is_alive(target):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    return True

@@ -141,7 +141,8 @@ def parse_plan(text: str, path: str = "<string>") -> Plan:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         line = toml_error_line(err, text)
-        raise PlanError(path, line, f"not valid TOML: {toml_error_reason(err)}") from None
+        reason = _toml_hint(toml_error_reason(err), text, line)
+        raise PlanError(path, line, f"not valid TOML: {reason}") from None
     lines = key_lines(text)
 
     def fail(key: KeyPath, message: str) -> PlanError:
@@ -178,6 +179,15 @@ def parse_plan(text: str, path: str = "<string>") -> Plan:
             port, category = _parse_entry(at, name, value, categories, partial(fail, key))
             ports.append(PlannedPort(service, name, port, category, line_of(lines, key)))
     return Plan(path, categories, ports)
+
+
+def _toml_hint(reason: str, text: str, line: int) -> str:
+    """tomllib's reason, and what it usually means when that is not obvious."""
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    if reason == r"Illegal character '\n'" and (source.count('"') % 2 or source.count("'") % 2):
+        return f"a string is missing its closing quote ({reason})"
+    return reason
 
 
 def _parse_range(value: Any, fail: _Fail) -> tuple[int, int]:

@@ -56,8 +56,9 @@ class Listener:
 
     def __init__(self, port: int = 0, family: str = "4", http: bool = False) -> None:
         args = [sys.executable, "-c", LISTENER, str(port), family] + (["http"] if http else [])
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
@@ -75,8 +76,12 @@ class FakeApp:
     can start servers of its own (descendants) on request."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(APP_SCRIPT)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(APP_SCRIPT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.pid = self.proc.pid
         self.children: list[int] = []
         assert self._ask("ping") == "pong"

@@ -27,8 +27,12 @@ def sidecar_command() -> list[str]:
     return [frozen] if frozen else [sys.executable, "-m", "portd"]
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT,
-               interval: float = 0.02, what: str = "condition") -> Any:
+def wait_until(
+    condition: Callable[[], Any],
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.02,
+    what: str = "condition",
+) -> Any:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -49,11 +53,20 @@ class RpcError(Exception):
 
 
 class Sidecar:
-    def __init__(self, registry: Path | str, *, parent_pid: int | None = None,
-                 framing: str = "ndjson", app_id: str | None = None,
-                 extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 stderr_path: Path | None = None, command: list[str] | None = None,
-                 send_first: bytes | None = None, **popen: Any) -> None:
+    def __init__(
+        self,
+        registry: Path | str,
+        *,
+        parent_pid: int | None = None,
+        framing: str = "ndjson",
+        app_id: str | None = None,
+        extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        stderr_path: Path | None = None,
+        command: list[str] | None = None,
+        send_first: bytes | None = None,
+        **popen: Any,
+    ) -> None:
         args = [*(command or sidecar_command()), "serve", "--registry", str(registry)]
         if framing != "ndjson":
             args += ["--framing", framing]
@@ -67,8 +80,12 @@ class Sidecar:
         self._stderr = open(stderr_path, "wb") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-            env={**os.environ, "PORTD_LOG": "info", **(env or {})}, **popen,
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env={**os.environ, "PORTD_LOG": "info", **(env or {})},
+            **popen,
         )
         self.pid = self.proc.pid
         self.raw = bytearray()  # every byte of stdout, to prove it carries frames only
@@ -121,8 +138,13 @@ class Sidecar:
     def next_message(self, timeout: float = DEFAULT_TIMEOUT) -> Any:
         return self.messages.get(timeout=timeout)
 
-    def wait_notification(self, method: str, predicate: Callable[[dict[str, Any]], bool] = lambda p: True,
-                          timeout: float = DEFAULT_TIMEOUT, start: int = 0) -> dict[str, Any]:
+    def wait_notification(
+        self,
+        method: str,
+        predicate: Callable[[dict[str, Any]], bool] = lambda p: True,
+        timeout: float = DEFAULT_TIMEOUT,
+        start: int = 0,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
@@ -130,19 +152,29 @@ class Sidecar:
                     if note["method"] == method and predicate(note.get("params") or {}):
                         return note.get("params") or {}
                 left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None and not self._lock.wait(0.05):
-                    raise AssertionError(f"no {method} notification within {timeout:g} s; "
-                                         f"got {self.notifications!r}")
+                if left <= 0 or (self.proc.poll() is not None and not self._lock.wait(0.05)):
+                    raise AssertionError(
+                        f"no {method} notification within {timeout:g} s; got {self.notifications!r}"
+                    )
                 self._lock.wait(min(left, 0.2))
 
     def events(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [n["params"] for n in self.notifications
-                    if n["method"] == "port_event" and (kind is None or n["params"]["type"] == kind)]
+            return [
+                n["params"]
+                for n in self.notifications
+                if n["method"] == "port_event" and (kind is None or n["params"]["type"] == kind)
+            ]
 
-    def wait_event(self, kind: str, timeout: float = DEFAULT_TIMEOUT,
-                   predicate: Callable[[dict[str, Any]], bool] = lambda p: True) -> dict[str, Any]:
-        return self.wait_notification("port_event", lambda p: p["type"] == kind and predicate(p), timeout)
+    def wait_event(
+        self,
+        kind: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        predicate: Callable[[dict[str, Any]], bool] = lambda p: True,
+    ) -> dict[str, Any]:
+        return self.wait_notification(
+            "port_event", lambda p: p["type"] == kind and predicate(p), timeout
+        )
 
     def wait_response(self, request_id: Any, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -169,8 +201,9 @@ class Sidecar:
     def send(self, message: Any) -> None:
         self.write_raw(self.frame(json.dumps(message).encode()))
 
-    def request(self, method: str, params: dict[str, Any] | None = None,
-                timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    def request(
+        self, method: str, params: dict[str, Any] | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         with self._lock:
             self._next_id += 1
             request_id = self._next_id

@@ -55,22 +55,24 @@ METHODS: dict[str, MethodSpec] = {
         doc="The service's port accepts connections from its rightful holder.",
     ),
     "check_port_conflicts": MethodSpec(
-        m.NoParams, list[str], doc="Services whose port is held by someone else."
+        m.NoParams, list[str], slow=True, doc="Services whose port is held by someone else."
     ),
     "handle_port_conflict": MethodSpec(
         m.ServiceParams,
         int,
         (e.UnknownService, e.NoPortAvailable),
+        slow=True,
         doc="Move the service to a new port; PortChanged is sent.",
     ),
-    "get_port_info": MethodSpec(m.ServiceParams, m.PortInfo, (e.UnknownService,)),
-    "get_port_stats": MethodSpec(m.NoParams, dict[str, m.PortInfo]),
+    "get_port_info": MethodSpec(m.ServiceParams, m.PortInfo, (e.UnknownService,), slow=True),
+    "get_port_stats": MethodSpec(m.NoParams, dict[str, m.PortInfo], slow=True),
     "perform_health_check": MethodSpec(m.NoParams, m.SystemHealthStatus, slow=True),
     "get_port_owner": MethodSpec(m.PortParams, m.PortOwner | None, slow=True),
     "attach_process": MethodSpec(
         m.AttachProcessParams,
         None,
         (e.UnknownService, e.PermissionDenied),
+        slow=True,
         doc="That pid is a rightful holder of the service's port.",
     ),
     "reclaim_orphan": MethodSpec(

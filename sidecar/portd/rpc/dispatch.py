@@ -19,6 +19,7 @@ from jsonrpcserver.response import to_serializable_one
 from jsonrpcserver.result import Error, Success
 from jsonrpcserver.sentinels import NOCONTEXT
 from pydantic import BaseModel, ValidationError
+from pydantic.alias_generators import to_snake
 
 from ..protocol.errors import InternalError, InvalidParams, InvalidRequest, ParseError, PortdError
 from ..protocol.methods import METHODS
@@ -110,10 +111,7 @@ class Dispatcher:
                 try:
                     parsed = spec.params.model_validate(params)
                 except ValidationError as exc:
-                    raise InvalidParams(
-                        f"Invalid params for {name}",
-                        exc.errors(include_url=False, include_context=False, include_input=False),
-                    ) from None
+                    raise InvalidParams(f"Invalid params for {name}", _param_errors(exc)) from None
                 if spec.slow:
                     result = await anyio.to_thread.run_sync(handler, parsed)
                 else:
@@ -131,6 +129,17 @@ class Dispatcher:
                 return Error(InternalError.code, InternalError.title)
 
         return call
+
+
+def _param_errors(exc: ValidationError) -> list[Any]:
+    """pydantic's error list, without the input. A missing field is located by its alias
+    (camelCase) since there is no input to name it; snake_case is canonical, so say that."""
+    errors: list[Any] = exc.errors(include_url=False, include_context=False, include_input=False)
+    for error in errors:
+        loc = error["loc"]
+        if error["type"] == "missing" and loc and isinstance(loc[-1], str):
+            error["loc"] = (*loc[:-1], to_snake(loc[-1]))
+    return errors
 
 
 def _is_valid_id(value: Any) -> bool:

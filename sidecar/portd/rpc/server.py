@@ -166,7 +166,20 @@ def serve(options: ServeOptions) -> int:
     session = Session.start(options, writer, inbox, stop, owner_pid)
     if session is None:
         return 2
-    return session.run()
+    code = session.run()
+    if session.keep_leases:
+        _remove_own_unpack_folder()
+    return code
+
+
+def _remove_own_unpack_folder() -> None:
+    """A one-file build's bootloader deletes the folder it unpacked us into when we exit;
+    killed first, it cannot, so the child cleans up after itself."""
+    folder = getattr(sys, "_MEIPASS", None)
+    if folder and os.path.basename(folder).startswith("_MEI"):
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class StopSignal:

@@ -4,6 +4,7 @@ or sees, that it should stop."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,12 @@ log = logging.getLogger("portd")
 
 WATCH_INTERVAL = 0.2  # seconds between looks at the app: well inside the 1 s exit promise
 DRAIN_TIMEOUT = 2.0  # seconds to finish answering requests already read before exiting
+
+# Was the message being answered read after the exit was requested? Those are refused with
+# -32006; what was read before (say, the calls written just before stdin closed) is served.
+_READ_AFTER_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "read_after_exit", default=True
+)
 
 
 def open_registry(path: str) -> Registry:
@@ -127,7 +134,7 @@ class Session:
         self.manager.registry.close()
 
     def _gate(self, method: str) -> None:
-        if self.exit_reason is not None:
+        if self.exit_reason is not None and _READ_AFTER_EXIT.get():
             raise ShuttingDown(f"the sidecar is shutting down ({self.exit_reason})")
 
     async def _read(self, arrived: asyncio.Event) -> None:
@@ -155,9 +162,10 @@ class Session:
                     decoder, chunk = decoder_for(framing), head
                 for frame in decoder.feed(chunk):
                     self._inflight += 1
-                    self._group.start_soon(self._answer, frame)
+                    self._group.start_soon(self._answer, frame, self.exit_reason is not None)
 
-    async def _answer(self, frame: Frame) -> None:
+    async def _answer(self, frame: Frame, read_after_exit: bool) -> None:
+        _READ_AFTER_EXIT.set(read_after_exit)  # this task's own context, and its children's
         try:
             if isinstance(frame, Oversized):
                 reply: bytes | None = encode_json(

@@ -1,0 +1,8 @@
+"""The frozen program's entry point: the same `portd` as the console script."""
+
+import sys
+
+from portd.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

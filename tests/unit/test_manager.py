@@ -1,0 +1,151 @@
+"""manager: allocation policy against a real registry file and real sockets."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portd.manager import PortManager
+from portd.process import ProcessIdentity, identify
+from portd.protocol.errors import NoPortAvailable, UnknownService
+from portd.protocol.models import PortConfig, PortConfigUpdate
+from portd.registry import Registry
+
+ME = identify(os.getpid())
+GONE = ProcessIdentity(os.getpid(), 1.0)  # my pid with another start time: a reused pid
+
+
+def free_block(size: int) -> int:
+    """The first port of `size` consecutive ports that bind now, in a quiet high range."""
+    start = 42000
+    while start < 60000:
+        socks = []
+        try:
+            for port in range(start, start + size):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("0.0.0.0", port))
+            return start
+        except OSError:
+            start += size
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free block")
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[Registry]:
+    reg = Registry.open(tmp_path / "registry.sqlite3")
+    yield reg
+    reg.close()
+
+
+def manager(
+    registry: Registry,
+    low: int,
+    size: int = 5,
+    owner: ProcessIdentity | None = ME,
+    **config: object,
+) -> PortManager:
+    cfg = PortConfig(preferred_port=low, port_range=(low, low + size - 1), **config)  # type: ignore[arg-type]
+    return PortManager(registry, owner or ME, cfg)  # type: ignore[arg-type]
+
+
+def test_allocate_port_reuses_a_live_lease(registry: Registry) -> None:
+    ports = manager(registry, free_block(5))
+    assert ports.allocate_port("vite") == ports.allocate_port("vite")
+
+
+def test_allocate_port_starts_at_the_preferred_port_then_walks_the_range(
+    registry: Registry,
+) -> None:
+    low = free_block(5)
+    ports = manager(registry, low)
+    assert [ports.allocate_port(s) for s in ("a", "b", "c")] == [low, low + 1, low + 2]
+
+
+def test_allocate_port_skips_a_port_someone_listens_on(registry: Registry) -> None:
+    low = free_block(5)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", low))
+        squatter.listen()
+        assert manager(registry, low).allocate_port("vite") == low + 1
+
+
+def test_a_preferred_port_asked_for_wins_over_the_config(registry: Registry) -> None:
+    low = free_block(5)
+    assert manager(registry, low).allocate_port("api", preferred=low + 3) == low + 3
+
+
+def test_a_lease_whose_owner_pid_was_reused_is_reclaimed(registry: Registry) -> None:
+    low = free_block(5)
+    manager(registry, low, owner=GONE).allocate_port("vite")
+    assert manager(registry, low).allocate_port("other") == low
+
+
+def test_two_owners_of_one_app_get_different_ports(registry: Registry) -> None:
+    low = free_block(5)
+    other_owner = identify(os.getppid())
+    assert other_owner is not None
+    first = manager(registry, low).allocate_port("vite")
+    second = manager(registry, low, owner=other_owner).allocate_port("vite")
+    assert first != second
+
+
+def test_a_full_range_spills_to_a_port_the_os_assigns(registry: Registry) -> None:
+    low = free_block(2)
+    ports = manager(registry, low, size=2)
+    got = [ports.allocate_port(s) for s in ("a", "b", "c")]
+    assert got[:2] == [low, low + 1] and got[2] not in (low, low + 1)
+
+
+def test_a_full_range_with_no_os_retries_raises_no_port_available(registry: Registry) -> None:
+    low = free_block(1)
+    ports = manager(registry, low, size=1, max_retries=0)
+    ports.allocate_port("a")
+    with pytest.raises(NoPortAvailable, match=f"range {low}-{low}"):
+        ports.allocate_port("b")
+
+
+def test_browser_restricted_ports_are_never_picked_from_a_range(registry: Registry) -> None:
+    ports = PortManager(registry, ME, PortConfig(preferred_port=6665, port_range=(6665, 6670)))  # type: ignore[arg-type]
+    assert ports.find_available_port(port_range=(6665, 6670)) == 6670
+
+
+def test_release_then_allocate_again_gives_the_sticky_port(registry: Registry) -> None:
+    low = free_block(5)
+    ports = manager(registry, low)
+    ports.allocate_port("a")
+    b = ports.allocate_port("b")
+    ports.release_port("b")
+    ports.release_port("b")  # twice is fine
+    ports.config = ports.config.model_copy(update={"preferred_port": low + 4})
+    assert ports.allocate_port("b") == b
+
+
+def test_init_port_manager_merges_and_keeps_leases(registry: Registry) -> None:
+    low = free_block(5)
+    ports = manager(registry, low)
+    port = ports.allocate_port("a")
+    config = ports.init_port_manager(PortConfigUpdate(auto_resolve=False))
+    assert config.auto_resolve is False and config.preferred_port == low
+    assert ports.get_port_info("a").port == port
+
+
+def test_unknown_service_is_an_error(registry: Registry) -> None:
+    with pytest.raises(UnknownService):
+        manager(registry, free_block(1)).get_port_info("nope")
+
+
+def test_release_taken_ends_only_this_managers_leases(registry: Registry) -> None:
+    low = free_block(5)
+    mine, theirs = manager(registry, low), manager(registry, low, owner=identify(os.getppid()))
+    mine.allocate_port("a")
+    theirs.allocate_port("b")
+    mine.release_taken()
+    assert [lease.service for lease in registry.leases()] == ["b"]

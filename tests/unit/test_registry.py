@@ -1,0 +1,153 @@
+"""registry: leases in a real SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from portd.process import ProcessIdentity
+from portd.registry import SCHEMA_VERSION, LeaseKey, Registry, RegistryOpenError
+
+ME = ProcessIdentity(os.getpid(), 1.0)
+OTHER = ProcessIdentity(os.getpid(), 2.0)
+
+
+def key(service: str, owner: ProcessIdentity = ME, app: str = "app") -> LeaseKey:
+    return LeaseKey(owner, app, service)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    reg = Registry.open(tmp_path / "state" / "registry.sqlite3")
+    yield reg
+    reg.close()
+
+
+def test_open_creates_the_file_0600_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "registry.sqlite3"
+    Registry.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_open_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.sqlite3"
+    path.write_bytes(os.urandom(8192))
+    with pytest.raises(RegistryOpenError):
+        Registry.open(path)
+
+
+def test_a_port_can_be_leased_only_once(registry: Registry) -> None:
+    with registry.transaction() as tx:
+        tx.insert(1500, key("a"))
+    with pytest.raises(sqlite3.IntegrityError), registry.transaction() as tx:
+        tx.insert(1500, key("b"))
+    assert [lease.service for lease in registry.leases()] == ["a"]
+
+
+def test_a_key_holds_one_lease_and_two_owners_hold_two(registry: Registry) -> None:
+    with registry.transaction() as tx:
+        tx.insert(1500, key("vite"))
+        tx.insert(1501, key("vite", owner=OTHER))
+        assert tx.find(key("vite")).port == 1500  # type: ignore[union-attr]
+        assert tx.find(key("vite", owner=OTHER)).port == 1501  # type: ignore[union-attr]
+    with pytest.raises(sqlite3.IntegrityError), registry.transaction() as tx:
+        tx.insert(1502, key("vite"))
+
+
+def test_a_failed_transaction_leaves_nothing_behind(registry: Registry) -> None:
+    with pytest.raises(RuntimeError), registry.transaction() as tx:
+        tx.insert(1500, key("a"))
+        raise RuntimeError("boom")
+    assert registry.leases() == []
+
+
+def test_next_unleased_skips_a_crowded_run_in_one_step(registry: Registry) -> None:
+    with registry.transaction() as tx:
+        for port in range(2000, 2500):
+            tx.insert(port, key(f"s{port}"))
+        tx.insert(2501, key("gap-after"))
+        assert tx.next_unleased(2000, 3000) == 2500
+        assert tx.next_unleased(2501, 3000) == 2502
+        assert tx.next_unleased(1999, 3000) == 1999
+        assert tx.next_unleased(2000, 2499) is None
+
+
+def test_release_removes_only_that_keys_lease(registry: Registry) -> None:
+    with registry.transaction() as tx:
+        tx.insert(1500, key("a"))
+        tx.insert(1501, key("b"))
+    assert registry.release(key("a")).port == 1500  # type: ignore[union-attr]
+    assert registry.release(key("a")) is None
+    assert [lease.port for lease in registry.leases()] == [1501]
+
+
+def test_the_last_port_of_a_service_outlives_its_lease(registry: Registry) -> None:
+    with registry.transaction() as tx:
+        tx.insert(1555, key("vite"))
+    registry.release(key("vite"))
+    with registry.snapshot() as tx:
+        assert tx.last_port("app", "vite") == 1555
+        assert tx.last_port("other-app", "vite") is None
+
+
+def test_holders_round_trip_with_their_start_times(registry: Registry) -> None:
+    holders = (ProcessIdentity(10, 123.25), ProcessIdentity(11, 456.5))
+    with registry.transaction() as tx:
+        tx.insert(1500, key("a"))
+        tx.set_holders(1500, holders)
+    assert registry.lease_on(1500).holders == holders  # type: ignore[union-attr]
+
+
+def test_version_changes_when_another_process_writes(registry: Registry) -> None:
+    before = registry.version()
+    assert registry.version() == before
+    with sqlite3.connect(registry.path) as other:
+        other.execute("INSERT INTO leases VALUES (1600, 's', 'a', 1, 1.0, '[]', 0, 0)")
+    assert registry.version() != before
+
+
+OPEN_AND_CLAIM = """
+import sys
+from portd.process import ProcessIdentity
+from portd.registry import LeaseKey, Registry
+registry = Registry.open(__import__('pathlib').Path(sys.argv[1]))
+with registry.transaction() as tx:
+    port = tx.next_unleased(30000, 30100)
+    tx.insert(port, LeaseKey(ProcessIdentity(int(sys.argv[2]), 1.0), 'race', 'svc'))
+print(port)
+"""
+
+
+def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """The WAL switch is not covered by the busy timeout: openers must retry, never fail."""
+    path = tmp_path / "fresh.sqlite3"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AND_CLAIM, str(path), str(n)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(1, 13)
+    ]
+    results = [proc.communicate(timeout=60) for proc in procs]
+    assert [p.returncode for p in procs] == [0] * 12, [err for _, err in results]
+    ports = [int(out) for out, _ in results]
+    assert len(set(ports)) == 12
+
+
+def test_in_memory_registry_serves_the_same_interface() -> None:
+    registry = Registry.in_memory(reason="test")
+    with registry.transaction() as tx:
+        tx.insert(1500, key("a"))
+    assert registry.degraded == "test" and registry.lease_on(1500) is not None
+    assert registry.integrity_check() == "ok"
