@@ -8,10 +8,12 @@ assigns. A port is usable only if it binds on every interface and no live lease 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -31,20 +33,38 @@ from .registry import Lease, LeaseKey, Registry, Transaction
 
 log = logging.getLogger(__name__)
 
+# Where a candidate came from: the call, the config/plan/history, our range walk, the OS.
+Origin = Literal["asked", "named", "picked", "os"]
+
 EventListener = Callable[[PortEvent], None]
 PlanLookup = Callable[[str], int | None]
 
 
 class Liveness:
-    """Is a process alive, asked at most once per pid within one pass."""
+    """Is a lease's owner alive? Asked for every lease a claim walks past, so answers are
+    remembered: "dead" for good (a pid with that start time never comes back), "alive" for
+    a second (an owner that just died costs at most a skipped port, never a double lease)."""
+
+    TRUST_ALIVE = 1.0
 
     def __init__(self) -> None:
-        self._seen: dict[ProcessIdentity, bool] = {}
+        self._dead: set[ProcessIdentity] = set()
+        self._alive_until: dict[ProcessIdentity, float] = {}
 
-    def __call__(self, ident: ProcessIdentity) -> bool:
-        if ident not in self._seen:
-            self._seen[ident] = is_alive(ident)
-        return self._seen[ident]
+    def __call__(self, ident: ProcessIdentity, fresh: bool = False) -> bool:
+        if ident in self._dead:
+            return False
+        now = time.monotonic()
+        if not fresh and self._alive_until.get(ident, 0.0) > now:
+            return True
+        if is_alive(ident):
+            if len(self._alive_until) > 4096:
+                self._alive_until.clear()
+            self._alive_until[ident] = now + self.TRUST_ALIVE
+            return True
+        self._dead.add(ident)
+        self._alive_until.pop(ident, None)
+        return False
 
 
 class PortManager:
@@ -65,6 +85,7 @@ class PortManager:
         self._listeners: list[EventListener] = []
         self._lock = threading.RLock()
         self._started = time.monotonic()
+        self.alive = Liveness()
 
     # --- events ----------------------------------------------------------------------
 
@@ -100,24 +121,14 @@ class PortManager:
     ) -> int:
         """A port that is usable now; nothing is leased, so it may be gone by the time the
         caller binds it. `allocate_port` is the race-free way."""
-        with self.registry.snapshot() as tx:
-            alive = Liveness()
-            for port, by_number in self._candidates(tx, None, preferred, port_range):
-                if self._usable(tx, port, by_number, alive, reclaim=False):
-                    return port
-        raise self._exhausted(preferred, port_range)
+        port, _ = self._pick(self.registry, None, preferred, port_range)
+        return port
 
     def allocate_port(self, service: str, preferred: int | None = None) -> int:
         key = self.key(service)
-        with self._lock, self.registry.transaction() as tx:
-            lease = tx.find(key)
-            if lease is not None:
-                tx.renew(lease)
-            else:
-                lease = self._claim(tx, key, preferred)
-                for port in {preferred, self.config.preferred_port} - {None, lease.port}:
-                    if (other := tx.lease_on(port)) is None or other.owner != self.owner:  # type: ignore[arg-type]
-                        self.wanted.add(port)  # type: ignore[arg-type]
+        with self._lock:
+            held = self.registry.find(key)  # a read: only a new claim takes the write lock
+            lease = (held and self.registry.renew(key)) or self._claim(key, preferred)
         self._taken.add(key)
         self.counters["allocations"] += 1
         log.info("allocated %s -> %d", service, lease.port)
@@ -126,23 +137,67 @@ class PortManager:
     def move(self, service: str) -> tuple[int, int]:
         """Give the service a new port, never its current one: (old, new)."""
         key = self.key(service)
-        with self._lock, self.registry.transaction() as tx:
-            old = tx.find(key)
+        with self._lock:
+            old = self.registry.find(key)
             if old is None:
                 raise UnknownService(f"no lease for service {service!r}")
-            tx.delete(old.port)
-            new = self._claim(tx, key, None, avoid=old.port)
+            new = self._claim(key, None, replacing=old)
         self._taken.add(key)
         return old.port, new.port
 
-    def _claim(
-        self, tx: Transaction, key: LeaseKey, preferred: int | None, avoid: int = 0
-    ) -> Lease:
-        alive = Liveness()
-        for port, by_number in self._candidates(tx, key.service, preferred, None):
-            if port != avoid and self._usable(tx, port, by_number, alive, reclaim=True):
-                return tx.insert(port, key)
-        raise self._exhausted(preferred, None)
+    def _claim(self, key: LeaseKey, preferred: int | None, replacing: Lease | None = None) -> Lease:
+        """Pick a port outside the write lock (the bind probe and the owner checks are the
+        slow part) and take it in a short transaction if nobody took it meanwhile. Having
+        lost that race once, pick again inside the lock: under contention every sidecar
+        eyes the same lowest free port, and retrying optimistically only repeats the race."""
+        passed_over = {replacing.port} if replacing else set()
+        port, seen = self._pick(self.registry, key.service, preferred, None, passed_over)
+        try:
+            with self.registry.transaction() as tx:
+                if tx.lease_on(port) != seen:
+                    passed_over.add(port)  # another process got there first
+                    port, seen = self._pick(tx, key.service, preferred, None, passed_over)
+                if seen is not None:
+                    log.info("reclaiming port %d from dead owner pid %d", port, seen.owner.pid)
+                    tx.delete(port)
+                if replacing is not None:
+                    tx.delete(replacing.port)
+                lease = tx.insert(port, key)
+        except sqlite3.IntegrityError:
+            # Another sidecar of this same app claimed the service a moment ago: share it.
+            shared = self.registry.renew(key)
+            if shared is None:
+                raise
+            return shared
+        self._remember_wanted(preferred, lease.port)
+        return lease
+
+    def _remember_wanted(self, preferred: int | None, got: int) -> None:
+        """Ports asked for but taken by someone else: announce them when they free up."""
+        for port in {preferred, self.config.preferred_port} - {None, got, *self.wanted}:
+            other = self.registry.lease_on(port)  # type: ignore[arg-type]
+            if other is None or other.owner != self.owner:
+                self.wanted.add(port)  # type: ignore[arg-type]
+
+    def _pick(
+        self,
+        source: Registry | Transaction,
+        service: str | None,
+        preferred: int | None,
+        port_range: tuple[int, int] | None,
+        passed_over: set[int] | frozenset[int] = frozenset(),
+    ) -> tuple[int, Lease | None]:
+        """The first usable candidate, and the (dead) lease it still carries, if any: read
+        from a fresh snapshot of the registry, or inside a claim's transaction."""
+        if isinstance(source, Registry):
+            with source.reading() as tx:
+                return self._pick(tx, service, preferred, port_range, passed_over)
+        for port, origin in self._candidates(source, service, preferred, port_range):
+            if port not in passed_over:
+                usable, seen = self._usable(source, port, origin)
+                if usable:
+                    return port, seen
+        raise self._exhausted(preferred, port_range)
 
     def _candidates(
         self,
@@ -150,42 +205,45 @@ class PortManager:
         service: str | None,
         preferred: int | None,
         port_range: tuple[int, int] | None,
-    ) -> Iterator[tuple[int, bool]]:
-        """(port, asked for by number). Ports asked for by number may be ones browsers
-        refuse; ports we pick ourselves never are."""
+    ) -> Iterator[tuple[int, Origin]]:
+        """Each candidate port and where it came from, in the mission's order."""
         if preferred is not None:
-            yield preferred, True
+            yield preferred, "asked"
         if service is not None:
             if self.plan_port is not None and (planned := self.plan_port(service)):
-                yield planned, True
+                yield planned, "named"
             if (sticky := tx.last_port(self.config.app_id, service)) is not None:
-                yield sticky, True
+                yield sticky, "named"
         if port_range is None:
-            yield self.config.preferred_port, True
+            yield self.config.preferred_port, "named"
         low, high = port_range or self.config.port_range
         port = low
         while port <= high and (port := tx.next_unleased(port, high) or high + 1) <= high:
-            yield port, False
+            yield port, "picked"
             port += 1
         for _ in range(self.config.max_retries):  # 0: never leave the range
-            yield probe.os_assigned_port(), False
+            yield probe.os_assigned_port(), "os"
 
-    def _usable(
-        self, tx: Transaction, port: int, by_number: bool, alive: Liveness, *, reclaim: bool
-    ) -> bool:
-        if not by_number and (probe.is_browser_restricted(port) or probe.excluded_range_of(port)):
-            return False
-        lease = tx.lease_on(port)
+    def _usable(self, tx: Transaction, port: int, origin: Origin) -> tuple[bool, Lease | None]:
+        # Ports named by number (asked for, planned, sticky, configured) may be ones browsers
+        # refuse; ports we pick ourselves never are.
+        if origin in ("picked", "os") and (
+            probe.is_browser_restricted(port) or probe.excluded_range_of(port)
+        ):
+            return False, None
+        # The range walk yields only ports it found unleased in this same snapshot.
+        lease = None if origin == "picked" else tx.lease_on(port)
         if lease is not None:
-            if alive(lease.owner) or any(alive(h) for h in lease.holders):
-                return False
-            if reclaim:
-                log.info("reclaiming port %d from dead owner pid %d", port, lease.owner.pid)
-                tx.delete(port)
+            if lease.owner == self.owner:
+                return False, None  # another service of this very app
+            # The port the caller asked for deserves a fresh look at its owner.
+            alive, fresh = self.alive, origin == "asked"
+            if alive(lease.owner, fresh) or any(alive(h, fresh) for h in lease.holders):
+                return False, None
         status = probe.check_port(port)
         if status == "denied":
             log.warning("port %d skipped: permission denied (EACCES)%s", port, _excluded_note(port))
-        return status == "free"
+        return status == "free", lease
 
     def _exhausted(
         self, preferred: int | None, port_range: tuple[int, int] | None
@@ -247,7 +305,7 @@ class PortManager:
         return lease is None or not (is_alive(lease.owner) or any(map(is_alive, lease.holders)))
 
     def lease_of(self, service: str) -> Lease:
-        with self.registry.snapshot() as tx:
+        with self.registry.reading() as tx:
             lease = tx.find(self.key(service))
         if lease is None:
             raise UnknownService(f"no lease for service {service!r}")

@@ -14,18 +14,21 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .process import ProcessIdentity
+from .protocol.errors import RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MEMORY = ":memory:"
+LOCK_WAIT = 10.0  # seconds to wait for another process's write before giving up
+BACKOFF_FIRST, BACKOFF_MAX = 50e-6, 2e-3  # seconds: a claim holds the lock for tens of us
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
@@ -45,9 +48,19 @@ CREATE TABLE IF NOT EXISTS last_ports (
     port    INTEGER NOT NULL,
     PRIMARY KEY (app_id, service)
 );
+-- The sticky port follows every new lease inside SQLite: no extra statement per claim.
+CREATE TRIGGER IF NOT EXISTS remember_last_port AFTER INSERT ON leases BEGIN
+    INSERT OR REPLACE INTO last_ports (app_id, service, port)
+    VALUES (NEW.app_id, NEW.service, NEW.port);
+END;
 """
 _COLUMNS = "port, service, app_id, owner_pid, owner_started, holders, created_at, renewed_at"
 _KEY = "owner_pid = ? AND owner_started = ? AND app_id = ? AND service = ?"
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 class RegistryOpenError(Exception):
@@ -93,28 +106,25 @@ def _lease(row: Any) -> Lease:
 
 
 class Transaction:
-    """The reads and writes of one claim, inside BEGIN IMMEDIATE."""
+    """The reads and writes of one claim, inside BEGIN IMMEDIATE (or reads on their own,
+    from `Registry.reading`)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
+    def __init__(self, execute: Callable[..., sqlite3.Cursor]) -> None:
+        self._execute = execute
 
     def find(self, key: LeaseKey) -> Lease | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM leases WHERE {_KEY}", key.params()
-        ).fetchone()
+        row = self._execute(f"SELECT {_COLUMNS} FROM leases WHERE {_KEY}", key.params()).fetchone()
         return _lease(row) if row else None
 
     def lease_on(self, port: int) -> Lease | None:
-        row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM leases WHERE port = ?", (port,)
-        ).fetchone()
+        row = self._execute(f"SELECT {_COLUMNS} FROM leases WHERE port = ?", (port,)).fetchone()
         return _lease(row) if row else None
 
     def next_unleased(self, low: int, high: int) -> int | None:
         """The lowest port in low..high with no lease: one indexed query, however crowded."""
         if self.lease_on(low) is None:
             return low
-        row = self._conn.execute(
+        row = self._execute(
             "SELECT l.port + 1 FROM leases l WHERE l.port BETWEEN ? AND ? "
             "AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = l.port + 1) "
             "ORDER BY l.port LIMIT 1",
@@ -124,7 +134,7 @@ class Transaction:
 
     def insert(self, port: int, key: LeaseKey, holders: tuple[ProcessIdentity, ...] = ()) -> Lease:
         now = now_ms()
-        self._conn.execute(
+        self._execute(
             f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 port,
@@ -137,28 +147,23 @@ class Transaction:
                 now,
             ),
         )
-        self._conn.execute(
-            "INSERT INTO last_ports (app_id, service, port) VALUES (?, ?, ?) "
-            "ON CONFLICT (app_id, service) DO UPDATE SET port = excluded.port",
-            (key.app_id, key.service, port),
-        )
         return Lease(port, key, holders, now, now)
 
     def renew(self, lease: Lease) -> Lease:
         now = now_ms()
-        self._conn.execute("UPDATE leases SET renewed_at = ? WHERE port = ?", (now, lease.port))
+        self._execute("UPDATE leases SET renewed_at = ? WHERE port = ?", (now, lease.port))
         return Lease(lease.port, lease.key, lease.holders, lease.created_at, now)
 
     def set_holders(self, port: int, holders: tuple[ProcessIdentity, ...]) -> None:
-        self._conn.execute(
+        self._execute(
             "UPDATE leases SET holders = ? WHERE port = ?", (_holders_json(holders), port)
         )
 
     def delete(self, port: int) -> None:
-        self._conn.execute("DELETE FROM leases WHERE port = ?", (port,))
+        self._execute("DELETE FROM leases WHERE port = ?", (port,))
 
     def last_port(self, app_id: str, service: str) -> int | None:
-        row = self._conn.execute(
+        row = self._execute(
             "SELECT port FROM last_ports WHERE app_id = ? AND service = ?", (app_id, service)
         ).fetchone()
         return int(row[0]) if row else None
@@ -195,9 +200,9 @@ class Registry:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._execute("BEGIN IMMEDIATE")
             try:
-                yield Transaction(self._conn)
+                yield Transaction(self._conn.execute)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -208,18 +213,15 @@ class Registry:
         """Changes whenever any process has written: SQLite's data_version counts the other
         connections' commits, and we count our own."""
         with self._lock:
-            other = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            other = int(self._execute("PRAGMA data_version").fetchone()[0])
         return other, self._own_writes
 
     @contextmanager
-    def snapshot(self) -> Iterator[Transaction]:
-        """Reads only, from one consistent view, without taking the write lock."""
+    def reading(self) -> Iterator[Transaction]:
+        """Reads without a transaction: each statement sees the latest commit. Enough for
+        looking; a claim re-checks what it looked at inside its own transaction."""
         with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                yield Transaction(self._conn)
-            finally:
-                self._conn.execute("COMMIT")
+            yield Transaction(self._execute)
 
     def leases(
         self, owner: ProcessIdentity | None = None, app_id: str | None = None
@@ -229,19 +231,60 @@ class Registry:
             query += " WHERE owner_pid = ? AND owner_started = ? AND app_id = ?"
             args = (owner.pid, owner.started, app_id)  # type: ignore[assignment]
         with self._lock:
-            rows = self._conn.execute(query + " ORDER BY port", args).fetchall()
+            rows = self._execute(query + " ORDER BY port", args).fetchall()
         return [_lease(r) for r in rows]
 
     def lease_on(self, port: int) -> Lease | None:
-        with self.snapshot() as tx:
-            return tx.lease_on(port)
+        with self._lock:
+            row = self._execute(f"SELECT {_COLUMNS} FROM leases WHERE port = ?", (port,)).fetchone()
+        return _lease(row) if row else None
+
+    def find(self, key: LeaseKey) -> Lease | None:
+        with self._lock:
+            row = self._execute(
+                f"SELECT {_COLUMNS} FROM leases WHERE {_KEY}", key.params()
+            ).fetchone()
+        return _lease(row) if row else None
+
+    def renew(self, key: LeaseKey) -> Lease | None:
+        """The key's live lease, marked renewed; one statement, so no transaction needed."""
+        return self._write_one(
+            f"UPDATE leases SET renewed_at = ? WHERE {_KEY} RETURNING {_COLUMNS}",
+            (now_ms(), *key.params()),
+        )
 
     def release(self, key: LeaseKey) -> Lease | None:
-        with self.transaction() as tx:
-            lease = tx.find(key)
-            if lease is not None:
-                tx.delete(lease.port)
-            return lease
+        return self._write_one(
+            f"DELETE FROM leases WHERE {_KEY} RETURNING {_COLUMNS}", key.params()
+        )
+
+    def _write_one(self, statement: str, args: tuple[object, ...]) -> Lease | None:
+        with self._lock:
+            row = self._execute(statement, args).fetchone()
+            self._own_writes += 1
+        return _lease(row) if row else None
+
+    def _execute(self, statement: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """Run a statement, waiting out another process's lock with short back-offs.
+
+        SQLite's own busy handler sleeps whole milliseconds at a time, which leaves the lock
+        idle most of the time when several sidecars claim at once; a claim takes tens of
+        microseconds, so we sleep from 50 us, doubling up to 2 ms."""
+        deadline = 0.0
+        attempt = 0
+        while True:
+            try:
+                return self._conn.execute(statement, args)
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+            attempt += 1
+            now = time.monotonic()
+            if attempt == 1:
+                deadline = now + LOCK_WAIT
+            elif now > deadline:
+                raise RegistryUnavailable(f"the registry stayed locked for {LOCK_WAIT:g} s")
+            time.sleep(min(BACKOFF_FIRST * 2 ** (attempt - 1), BACKOFF_MAX))
 
     def integrity_check(self) -> str:
         with self._lock:
@@ -257,7 +300,7 @@ def _connect_file(path: Path, lock_timeout: float) -> sqlite3.Connection:
     # Create the file ourselves so that it is 0600 from its first byte; SQLite gives the
     # -wal and -shm files the same mode.
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
     try:
         _retry_locked(lambda: _prepare(conn), lock_timeout)
     except BaseException:
@@ -267,14 +310,14 @@ def _connect_file(path: Path, lock_timeout: float) -> sqlite3.Connection:
 
 
 def _prepare(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA busy_timeout = 0")  # Registry._execute waits, more nimbly
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
     conn.execute("PRAGMA synchronous = NORMAL")
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == 0:
-        # Idempotent, so sidecars racing to create the schema all succeed.
+    if version < SCHEMA_VERSION:
+        # Idempotent, so sidecars racing to create (or upgrade) the schema all succeed.
         conn.executescript(
             f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
         )
@@ -294,8 +337,7 @@ def _retry_locked(action: object, timeout: float) -> None:
             action()  # type: ignore[operator]
             return
         except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+            if not _is_busy(exc) or time.monotonic() > deadline:
                 raise
             log.debug("registry busy (%s); retrying in %.0f ms", exc, delay * 1000)
             time.sleep(delay * (0.5 + random.random()))

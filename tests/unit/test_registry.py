@@ -94,7 +94,7 @@ def test_the_last_port_of_a_service_outlives_its_lease(registry: Registry) -> No
     with registry.transaction() as tx:
         tx.insert(1555, key("vite"))
     registry.release(key("vite"))
-    with registry.snapshot() as tx:
+    with registry.reading() as tx:
         assert tx.last_port("app", "vite") == 1555
         assert tx.last_port("other-app", "vite") is None
 

@@ -8,16 +8,18 @@ that accepts what we have already checked; params are validated once, by pydanti
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import anyio
-from jsonrpcserver.async_dispatcher import dispatch_to_response_pure
+from jsonrpcserver.async_dispatcher import dispatch_request
+from jsonrpcserver.dispatcher import create_request, to_response
 from jsonrpcserver.response import to_serializable_one
 from jsonrpcserver.result import Error, Success
-from jsonrpcserver.sentinels import NOCONTEXT
+from jsonrpcserver.sentinels import NOCONTEXT, NOID
 from pydantic import BaseModel, ValidationError
 from pydantic.alias_generators import to_snake
 
@@ -62,10 +64,26 @@ class Dispatcher:
         self._methods = {name: self._method(name, handlers[name]) for name in METHODS}
 
     async def handle(self, payload: bytes) -> bytes | None:
+        message = self.parse(payload)
+        return message if isinstance(message, bytes) else await self.answer(message)
+
+    @staticmethod
+    def parse(payload: bytes) -> Any:
+        """The decoded message, or the ready-made error reply (bytes) if it is not JSON."""
         try:
-            message = json.loads(payload)
+            return json.loads(payload)
         except (ValueError, UnicodeDecodeError):
             return encode_json(error_response(ParseError("Parse error: the message is not JSON")))
+
+    @staticmethod
+    def is_quick(message: Any) -> bool:
+        """A single call that never waits: it can be answered inline, without a task."""
+        if not isinstance(message, dict):
+            return False
+        spec = METHODS.get(message.get("method"))  # type: ignore[arg-type]
+        return spec is not None and not spec.slow
+
+    async def answer(self, message: Any) -> bytes | None:
         if isinstance(message, list):
             if not message:
                 return encode_json(error_response(InvalidRequest("Invalid request: empty batch")))
@@ -89,15 +107,13 @@ class Dispatcher:
             request_id = request.get("id") if isinstance(request, dict) else None
             valid_id = request_id if _is_valid_id(request_id) else None
             return error_response(InvalidRequest(f"Invalid request: {problem}"), valid_id)
-        response = await dispatch_to_response_pure(
-            deserializer=lambda _: request,
-            validator=lambda checked: checked,
-            methods=self._methods,
-            context=NOCONTEXT,
-            post_process=to_serializable_one,  # type: ignore[arg-type]
-            request="",
-        )
-        return cast("dict[str, Any] | None", response)
+        # jsonrpcserver's pipeline for one request (method lookup, call, result to response);
+        # its batch and deserialising layers are ours, since we split batches ourselves.
+        call = create_request(request)
+        call, result = await dispatch_request(self._methods, NOCONTEXT, call)
+        if call.id is NOID:
+            return None
+        return cast("dict[str, Any]", to_serializable_one(to_response(call, result)))
 
     def _method(self, name: str, handler: Handler) -> Callable[..., Awaitable[Any]]:
         spec = METHODS[name]
@@ -128,7 +144,18 @@ class Dispatcher:
                 log.exception("internal error in %s", name)
                 return Error(InternalError.code, InternalError.title)
 
+        call.__signature__ = _ANY_ARGUMENTS  # type: ignore[attr-defined]
         return call
+
+
+# jsonrpcserver checks each call's arguments against the method's signature; ours takes any
+# (pydantic validates them), and a ready-made signature spares it introspecting every call.
+_ANY_ARGUMENTS = inspect.Signature(
+    [
+        inspect.Parameter("positional", inspect.Parameter.VAR_POSITIONAL),
+        inspect.Parameter("params", inspect.Parameter.VAR_KEYWORD),
+    ]
+)
 
 
 def _param_errors(exc: ValidationError) -> list[Any]:

@@ -8,10 +8,12 @@ buffered by the reader thread, never lost.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 from collections import deque
@@ -70,6 +72,7 @@ class Inbox:
         self._chunks: deque[bytes] = deque()
         self._lock = threading.Lock()
         self._wake: Callable[[], None] | None = None
+        self.threaded = False  # fed by the reader thread, not by the event loop
 
     def put(self, chunk: bytes) -> None:
         with self._lock:
@@ -102,6 +105,38 @@ def _read_stdin(inbox: Inbox) -> None:
         inbox.put(chunk)
         if not chunk:
             return
+
+
+def start_reader_thread(inbox: Inbox) -> None:
+    inbox.threaded = True
+    threading.Thread(target=_read_stdin, args=(inbox,), name="stdin", daemon=True).start()
+
+
+def stdin_is_pollable() -> bool:
+    """On POSIX a pipe, socket or terminal can be watched by the event loop itself, which
+    saves a thread hop per message; until the loop runs, the kernel's pipe buffer holds what
+    the app writes. Windows pipes and regular files need the reader thread."""
+    if os.name != "posix":
+        return False
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+def read_stdin_when_ready(inbox: Inbox) -> None:
+    """The event loop's callback for a readable stdin (see `stdin_is_pollable`)."""
+    fd = sys.stdin.fileno()
+    try:
+        chunk = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return
+    except OSError:
+        chunk = _EOF
+    if not chunk:
+        asyncio.get_running_loop().remove_reader(fd)
+    inbox.put(chunk)
 
 
 def claim_stdout() -> int:
@@ -153,7 +188,8 @@ def ready_message(options: ServeOptions, framing: Framing, owner_pid: int) -> di
 def serve(options: ServeOptions) -> int:
     writer = FrameWriter(claim_stdout())
     inbox = Inbox()
-    threading.Thread(target=_read_stdin, args=(inbox,), name="stdin", daemon=True).start()
+    if not stdin_is_pollable():
+        start_reader_thread(inbox)
     stop = StopSignal()
     owner_pid = app_pid(options.parent_pid)
     if options.framing in ("ndjson", "lsp"):

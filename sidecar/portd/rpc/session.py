@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,15 @@ from ..registry import MEMORY, Registry, RegistryOpenError
 from .dispatch import Dispatcher, encode_json, error_response, to_wire
 from .framing import BadHeader, Frame, Oversized, decoder_for, detect_framing
 from .handlers import build_handlers
-from .server import FrameWriter, Inbox, ServeOptions, StopSignal, ready_message
+from .server import (
+    FrameWriter,
+    Inbox,
+    ServeOptions,
+    StopSignal,
+    read_stdin_when_ready,
+    ready_message,
+    start_reader_thread,
+)
 
 log = logging.getLogger("portd")
 
@@ -71,6 +81,7 @@ class Session:
         self.dispatcher = Dispatcher(build_handlers(self), gate=self._gate)
         self.exit_reason: str | None = None
         self.keep_leases = False
+        self._shutdown_read = False
         self._inflight = 0
 
     @classmethod
@@ -104,10 +115,20 @@ class Session:
         arrived = asyncio.Event()
         self._exit = asyncio.Event()
 
+        loop_thread = threading.get_ident()
+
         def soon(func: Callable[..., None], *args: Any) -> None:
-            loop.call_soon_threadsafe(func, *args)
+            if threading.get_ident() == loop_thread:
+                func(*args)
+            else:
+                loop.call_soon_threadsafe(func, *args)
 
         self.inbox.on_arrival(lambda: soon(arrived.set))
+        if not self.inbox.threaded:
+            try:
+                loop.add_reader(sys.stdin.fileno(), read_stdin_when_ready, self.inbox)
+            except (OSError, ValueError):  # e.g. /dev/null, which epoll refuses
+                start_reader_thread(self.inbox)
         self.stop.connect(lambda name: soon(self.request_exit, name))
         self.manager.subscribe(lambda event: soon(self._send_event, event))
         async with anyio.create_task_group() as group:
@@ -161,20 +182,36 @@ class Session:
                         self.writer.send(ready_message(self.options, framing, self.owner_pid))
                     decoder, chunk = decoder_for(framing), head
                 for frame in decoder.feed(chunk):
-                    self._inflight += 1
-                    self._group.start_soon(self._answer, frame, self.exit_reason is not None)
+                    await self._take(frame)
 
-    async def _answer(self, frame: Frame, read_after_exit: bool) -> None:
-        _READ_AFTER_EXIT.set(read_after_exit)  # this task's own context, and its children's
+    async def _take(self, frame: Frame) -> None:
+        """Answer one frame: quick calls inline, in arrival order and without the cost of a
+        task; anything that may wait (slow methods, batches) in a task of its own."""
+        after_exit = self.exit_reason is not None or self._shutdown_read
+        message: Any
+        if isinstance(frame, Oversized):
+            message = encode_json(
+                error_response(InvalidRequest("Invalid request: message larger than 1 MiB"))
+            )
+        elif isinstance(frame, BadHeader):
+            message = encode_json(error_response(ParseError("Parse error: no Content-Length")))
+        else:
+            message = self.dispatcher.parse(frame)
+        if isinstance(message, bytes):
+            self.writer.send(message)
+            return
+        if isinstance(message, dict) and message.get("method") == "shutdown":
+            self._shutdown_read = True  # whatever is read after it is refused
+        self._inflight += 1
+        if self.dispatcher.is_quick(message):
+            await self._answer(message, after_exit)
+        else:
+            self._group.start_soon(self._answer, message, after_exit)
+
+    async def _answer(self, message: Any, read_after_exit: bool) -> None:
+        _READ_AFTER_EXIT.set(read_after_exit)  # this call's context, and its children's
         try:
-            if isinstance(frame, Oversized):
-                reply: bytes | None = encode_json(
-                    error_response(InvalidRequest("Invalid request: message larger than 1 MiB"))
-                )
-            elif isinstance(frame, BadHeader):
-                reply = encode_json(error_response(ParseError("Parse error: no Content-Length")))
-            else:
-                reply = await self.dispatcher.handle(frame)
+            reply = await self.dispatcher.answer(message)
             if reply is not None:
                 self.writer.send(reply)
         finally:
