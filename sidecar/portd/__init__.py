@@ -6,11 +6,12 @@ what it needs before it sends `ready`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from .manager import PortManager
     from .registry import Registry
 

@@ -17,13 +17,17 @@ Exit codes of the commands people type (`portd.commands`):
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
 
 from . import __version__
+
+# typing and shutil (which argparse imports to size help text) are start-up time that the
+# sidecar spends before `ready`; it never prints help, so neither is loaded on that path.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, NoReturn
 
 MAX_PORT = 65535
 MAX_SERVICE_NAME = 200
@@ -32,12 +36,21 @@ DEFAULT_PLAN = "ports.toml"
 PEOPLE_COMMANDS = frozenset({"who", "ls", "free", "allocate", "release", "health", "plan"})
 
 
-def _log_level(default: str = "info") -> int:
-    return getattr(logging, os.environ.get("PORTD_LOG", default).upper(), logging.INFO)
+class HelpFormatter(argparse.HelpFormatter):
+    def __init__(self, prog: str) -> None:
+        try:
+            width = int(os.environ.get("COLUMNS") or os.get_terminal_size(2).columns)
+        except (OSError, ValueError):
+            width = 100
+        super().__init__(prog, width=max(40, width - 2))
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (`portd who: error: ...`), exit code 2."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -314,14 +327,12 @@ def _add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr,
-        # People read the commands' output, not the engine's info lines.
-        level=_log_level("warning" if args.command in PEOPLE_COMMANDS else "info"),
-        format="portd[%(process)d] %(levelname)s %(name)s: %(message)s",
-    )
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args)  # configures logging itself, once `ready` is out
+    from ._logging import configure
+
+    # People read the commands' output, not the engine's info lines.
+    configure("warning" if args.command in PEOPLE_COMMANDS else "info")
     if args.command == "schema":
         import json
 
@@ -345,6 +356,8 @@ def _people(args: argparse.Namespace) -> int:
         sys.stderr.write("portd: interrupted\n")
         return 130
     except Exception as exc:  # the last line of defence; `run` handles the expected ones
+        import logging
+
         logging.getLogger("portd").debug("unexpected error", exc_info=True)
         sys.stderr.write(f"portd {args.command}: internal error: {type(exc).__name__}: {exc}\n")
         return 3

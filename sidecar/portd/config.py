@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False  # pathlib is not needed before the sidecar's `ready`
+if TYPE_CHECKING:
+    from pathlib import Path
 
 REGISTRY_ENV = "PORTD_REGISTRY"
 REGISTRY_FILE = "registry.sqlite3"
@@ -19,5 +22,5 @@ def resolve_registry(arg: str | None) -> str:
     """`--registry`, else `$PORTD_REGISTRY`, else the user's state folder."""
     chosen = arg or os.environ.get(REGISTRY_ENV)
     if chosen:
-        return chosen if chosen == ":memory:" else str(Path(chosen).expanduser().absolute())
+        return chosen if chosen == ":memory:" else os.path.abspath(os.path.expanduser(chosen))
     return str(default_registry_path())

@@ -6,7 +6,6 @@ Events go out only when a component's status changes, so a dead frontend produce
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
 import socket
@@ -244,6 +243,8 @@ def _connects(port: int, timeout: float = CONNECT_TIMEOUT) -> bool:
 
 
 def _http_get(port: int, path: str, details: dict[str, Any], timeout: float) -> Outcome:
+    import http.client  # only frontends with a path are checked over HTTP
+
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request("GET", path if path.startswith("/") else "/" + path)

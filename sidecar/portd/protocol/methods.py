@@ -84,6 +84,27 @@ METHODS: dict[str, MethodSpec] = {
     ),
     "get_stats": MethodSpec(m.NoParams, m.Stats),
     "shutdown": MethodSpec(m.NoParams, None, doc="Release this sidecar's leases and exit 0."),
+    "load_port_plan": MethodSpec(
+        m.PlanPathParams,
+        m.PortPlanSummary,
+        (e.InvalidPortPlan,),
+        slow=True,
+        doc="Load a port plan (TOML); allocation then tries each service's planned port first.",
+    ),
+    "check_port_plan": MethodSpec(
+        m.CheckPortPlanParams,
+        m.PortPlanSummary,
+        (e.InvalidPortPlan,),
+        slow=True,
+        doc="Check a plan (default: the loaded one) for clashes and risky ports.",
+    ),
+    "next_plan_port": MethodSpec(
+        m.NextPlanPortParams,
+        int,
+        (e.InvalidPortPlan, e.NoPortAvailable),
+        slow=True,
+        doc="The next port of a category that the loaded plan leaves unused and is free now.",
+    ),
 }
 
 NOTIFICATIONS: dict[str, type[m.WireModel]] = {

@@ -167,6 +167,28 @@ class Ready(WireModel):
     app_id: str
 
 
+class PlanFinding(WireModel):
+    """One thing `check_port_plan` found, located in the plan file."""
+
+    severity: Literal["error", "warning"]
+    code: str
+    message: str
+    path: str
+    line: int | None = None
+    services: list[str] = []
+
+
+class PortPlanSummary(WireModel):
+    """A port plan as loaded: its categories, each service's ports, and what checking found."""
+
+    path: str
+    categories: dict[str, tuple[int, int]]
+    services: dict[str, dict[str, int]]
+    errors: int
+    warnings: int
+    findings: list[PlanFinding]
+
+
 # Params of each method, by name.
 
 

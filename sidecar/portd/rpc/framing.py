@@ -5,9 +5,12 @@ Content-Length headers. Decoders are incremental and never hold more than one me
 from __future__ import annotations
 
 import re
-from typing import Literal, TypeAlias
 
-Framing: TypeAlias = Literal["ndjson", "lsp"]
+TYPE_CHECKING = False  # typing is start-up time spent before `ready`
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
+    Framing: TypeAlias = Literal["ndjson", "lsp"]
 MAX_MESSAGE = 1 << 20  # 1 MiB: a longer message is skipped to its end and answered -32600
 _MAX_HEADER = 8192
 _CONTENT_LENGTH = re.compile(rb"^content-length\s*:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
@@ -29,7 +32,8 @@ class BadHeader:
 
 OVERSIZED = Oversized()
 BAD_HEADER = BadHeader()
-Frame: TypeAlias = bytes | Oversized | BadHeader
+if TYPE_CHECKING:
+    Frame: TypeAlias = bytes | Oversized | BadHeader
 
 
 def detect_framing(head: bytes) -> Framing | None:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 
 def build_handlers(session: Session) -> dict[str, Handler]:
-    ports, monitor, health = session.manager, session.monitor, session.health
+    ports, monitor, health, plans = session.manager, session.monitor, session.health, session.plans
     table: dict[str, Any] = {
         "init_port_manager": lambda p: ports.init_port_manager(p.config),
         "find_available_port": lambda p: ports.find_available_port(p.preferred, p.range),
@@ -29,5 +29,8 @@ def build_handlers(session: Session) -> dict[str, Handler]:
         "reclaim_orphan": lambda p: monitor.reclaim_orphan(p.port),
         "get_stats": lambda p: ports.get_stats(),
         "shutdown": lambda p: session.shutdown(),
+        "load_port_plan": lambda p: plans.load_port_plan(p.path),
+        "check_port_plan": lambda p: plans.check_port_plan(p.path),
+        "next_plan_port": lambda p: plans.next_plan_port(p.category),
     }
     return table

@@ -8,34 +8,39 @@ buffered by the reader thread, never lost.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import os
 import signal
 import stat
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from .framing import Framing, encode
+from .framing import encode
 
-log = logging.getLogger("portd")
+# typing, logging and dataclasses cost start-up time before `ready`: not imported here.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from .framing import Framing
 
 PROTOCOL_VERSION = 1
 _EOF = b""
 
 
-@dataclass(frozen=True)
 class ServeOptions:
-    registry: str
-    parent_pid: int | None
-    framing: str  # "auto", "ndjson" or "lsp"
-    app_id: str
-    version: str
+    __slots__ = ("app_id", "framing", "parent_pid", "registry", "version")
+
+    def __init__(
+        self, registry: str, parent_pid: int | None, framing: str, app_id: str, version: str
+    ) -> None:
+        self.registry = registry
+        self.parent_pid = parent_pid
+        self.framing = framing  # "auto", "ndjson" or "lsp"
+        self.app_id = app_id
+        self.version = version
 
 
 class FrameWriter:
@@ -62,7 +67,11 @@ class FrameWriter:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:  # EPIPE: the app closed our stdout; keep serving regardless
             self.closed = True
-            log.warning("stdout closed (%s); answers are dropped from now on", exc)
+            import logging
+
+            logging.getLogger("portd").warning(
+                "stdout closed (%s); answers are dropped from now on", exc
+            )
 
 
 class Inbox:
@@ -135,6 +144,8 @@ def read_stdin_when_ready(inbox: Inbox) -> None:
     except OSError:
         chunk = _EOF
     if not chunk:
+        import asyncio  # loaded by then; not at import time, which comes before `ready`
+
         asyncio.get_running_loop().remove_reader(fd)
     inbox.put(chunk)
 
@@ -197,6 +208,9 @@ def serve(options: ServeOptions) -> int:
         writer.framing = framing
         writer.send(ready_message(options, framing, owner_pid))
 
+    from .._logging import configure
+
+    configure("info")
     from .session import Session  # the engine: imported while the first request travels
 
     session = Session.start(options, writer, inbox, stop, owner_pid)

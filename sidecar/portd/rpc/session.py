@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -22,8 +22,9 @@ from ..protocol.errors import InvalidRequest, ParseError, ShuttingDown
 from ..protocol.models import PortConfig, PortEvent
 from ..registry import MEMORY, Registry, RegistryOpenError
 from .dispatch import Dispatcher, encode_json, error_response, to_wire
-from .framing import BadHeader, Frame, Oversized, decoder_for, detect_framing
+from .framing import BadHeader, Oversized, decoder_for, detect_framing
 from .handlers import build_handlers
+from .plans import PlanMethods
 from .server import (
     FrameWriter,
     Inbox,
@@ -33,6 +34,9 @@ from .server import (
     ready_message,
     start_reader_thread,
 )
+
+if TYPE_CHECKING:
+    from .framing import Frame
 
 log = logging.getLogger("portd")
 
@@ -78,6 +82,7 @@ class Session:
         self.manager = manager
         self.health = HealthChecker(manager, apps.owner)
         self.monitor = Monitor(manager, self.health)
+        self.plans = PlanMethods(manager)
         self.dispatcher = Dispatcher(build_handlers(self), gate=self._gate)
         self.exit_reason: str | None = None
         self.keep_leases = False
