@@ -164,20 +164,32 @@ def claim_stdout() -> int:
     return saved
 
 
+def bootloader_pid() -> int | None:
+    """A frozen one-file build runs as the child of its own bootloader (the process the app
+    spawned and will signal); found without psutil, which is not loaded before `ready`."""
+    if not (getattr(sys, "frozen", False) and sys.platform.startswith("linux")):
+        return None
+    spawner = os.getppid()
+    try:
+        if os.readlink(f"/proc/{spawner}/exe") == os.path.realpath(sys.executable):
+            return spawner
+    except OSError:
+        pass
+    return None
+
+
 def app_pid(parent_pid: int | None) -> int:
-    """The app we answer to, without importing psutil (it is not needed before `ready`)."""
+    """The app we answer to: `--parent-pid`, else whoever spawned us (or our bootloader)."""
     if parent_pid is not None:
         return parent_pid
-    spawner = os.getppid()
-    if getattr(sys, "frozen", False) and sys.platform.startswith("linux"):
-        # A one-file build runs as the child of its own bootloader: the app is one up.
+    bootloader = bootloader_pid()
+    if bootloader is not None:
         try:
-            if os.readlink(f"/proc/{spawner}/exe") == os.path.realpath(sys.executable):
-                with open(f"/proc/{spawner}/stat") as f:
-                    return int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{bootloader}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             pass
-    return spawner
+    return os.getppid()
 
 
 def ready_message(options: ServeOptions, framing: Framing, owner_pid: int) -> dict[str, Any]:
@@ -187,7 +199,7 @@ def ready_message(options: ServeOptions, framing: Framing, owner_pid: int) -> di
         "params": {
             "version": options.version,
             "protocol": PROTOCOL_VERSION,
-            "pid": os.getpid(),
+            "pid": bootloader_pid() or os.getpid(),  # the process the app spawned
             "framing": framing,
             "registry": options.registry,
             "owner_pid": owner_pid,
