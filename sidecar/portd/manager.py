@@ -313,11 +313,11 @@ class PortManager:
 
     def get_port_info(self, service: str) -> PortInfo:
         lease = self.lease_of(service)
-        return self.port_info(lease, self._pids_on({lease.port}))
+        return self.port_info(lease, probe.listening_pids({lease.port}))
 
     def get_port_stats(self) -> dict[str, PortInfo]:
         leases = self.registry.leases(self.owner, self.config.app_id)
-        pids = self._pids_on({lease.port for lease in leases})
+        pids = probe.listening_pids({lease.port for lease in leases})
         return {lease.service: self.port_info(lease, pids) for lease in leases}
 
     def get_port_owner(self, port: int) -> PortOwner | None:
@@ -354,16 +354,6 @@ class PortManager:
         )
 
     # --- lease state -----------------------------------------------------------------
-
-    def _pids_on(self, ports: set[int]) -> dict[int, list[int]]:
-        listeners = probe.with_pids(s for s in probe.listening_sockets() if s.port in ports)
-        found: dict[int, list[int]] = {}
-        for s in listeners:
-            # A socket whose pid we cannot see (another user's) is nobody's rightful holder.
-            pid = s.pid or 0
-            if pid not in found.setdefault(s.port, []):
-                found[s.port].append(pid)
-        return found
 
     def is_rightful(self, lease: Lease, pid: int) -> bool:
         if any(h.pid == pid and is_alive(h) for h in lease.holders):

@@ -146,6 +146,19 @@ def with_pids(listeners: Iterable[Listener]) -> list[Listener]:
     ]
 
 
+def listening_pids(ports: set[int] | None = None) -> dict[int, list[int]]:
+    """Listening pids per port, from one read of the socket table; every listening port when
+    `ports` is None. A socket whose process we cannot see (another user's) counts as pid 0:
+    nobody's rightful holder."""
+    listeners = with_pids(s for s in listening_sockets() if ports is None or s.port in ports)
+    found: dict[int, list[int]] = {}
+    for s in listeners:
+        pid = s.pid or 0
+        if pid not in found.setdefault(s.port, []):
+            found[s.port].append(pid)
+    return found
+
+
 def listeners_on(port: int) -> list[Listener]:
     return with_pids(s for s in listening_sockets() if s.port == port)
 

@@ -4,7 +4,6 @@ that nobody else listens on, the queries about ports and leases, and the sticky 
 from __future__ import annotations
 
 import os
-import socket
 import stat
 import time
 from collections.abc import Callable
@@ -12,25 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.monitoring import binds
 from tests.support.processes import FakeApp, Listener
 from tests.support.regfile import leases, query
 from tests.support.sidecar import RpcError, Sidecar
 
 SPARE_RANGE = [30000, 30999]  # away from the default range, where other suites allocate
-
-
-def binds_everywhere(port: int) -> bool:
-    """Can a server bind this port on all interfaces, IPv4 and IPv6?"""
-    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
 
 
 # --- leases ----------------------------------------------------------------------------
@@ -96,7 +82,7 @@ def test_a_port_someone_listens_on_is_never_allocated(
     port = sidecar.call("allocate_port", service_name="web", preferred_port=squatter.port)
     assert port != squatter.port
     assert sidecar.call("allocate_port", service_name="api") != squatter.port
-    assert binds_everywhere(port)  # leased, but nobody listens on it yet
+    assert binds(port)  # leased, but nobody listens on it yet
 
 
 def test_a_free_preferred_port_is_granted_exactly(spawn_sidecar: Callable[..., Sidecar]) -> None:
@@ -137,7 +123,7 @@ def test_is_port_available_is_false_for_a_leased_or_listening_port_and_true_for_
 ) -> None:
     sidecar = spawn_sidecar()
     leased = sidecar.call("allocate_port", service_name="web")
-    assert binds_everywhere(leased)  # nobody listens: only the lease makes it unavailable
+    assert binds(leased)  # nobody listens: only the lease makes it unavailable
     assert sidecar.call("is_port_available", port=leased) is False
     v4, v6 = start_listener(0, family="4"), start_listener(0, family="6")
     assert sidecar.call("is_port_available", port=v4.port) is False

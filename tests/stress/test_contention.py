@@ -4,7 +4,6 @@ once: 200 distinct ports, and (where nobody else on the machine allocates) each 
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.monitoring import binds
 from tests.support.processes import FakeApp
 from tests.support.regfile import query
 from tests.support.sidecar import Sidecar
@@ -48,19 +48,6 @@ def burst(sidecar: Sidecar, method: str, services: list[str]) -> dict[str, Any]:
     failed = {s: a["error"] for s, a in answers.items() if "error" in a}
     assert not failed, failed
     return {s: a["result"] for s, a in answers.items()}
-
-
-def binds(port: int) -> bool:
-    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
 
 
 def allocate_all_at_once(

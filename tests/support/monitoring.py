@@ -60,12 +60,16 @@ def run_scans(sidecar: Sidecar, count: int = 3) -> list[list[str]]:
 
 
 def binds(port: int) -> bool:
-    """Can this test bind the port on 0.0.0.0 (without listening)?"""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("0.0.0.0", port))
-        except OSError:
-            return False
+    """Can a server bind this port on all interfaces, IPv4 and IPv6 (without listening)?"""
+    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((address, port))
+            except OSError:
+                return False
     return True
 
 

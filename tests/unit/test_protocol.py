@@ -104,3 +104,10 @@ def test_portd_schema_prints_the_same_document() -> None:
         [sys.executable, "-m", "portd", "schema"], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == json.loads(json.dumps(protocol_schema()))
+
+
+def test_schema_names_each_methods_errors_and_purpose() -> None:
+    methods = protocol_schema()["properties"]["methods"]["properties"]
+    assert methods["allocate_port"]["x-errors"] == [-32001, -32004]
+    assert methods["reclaim_orphan"]["x-errors"] == [-32003]
+    assert "lease" in methods["allocate_port"]["description"].lower()

@@ -167,19 +167,3 @@ def record_holders(
                 manager.add_holder(lease, ident)
                 recorded = True
     return recorded
-
-
-def pids_by_port(ports: set[int] | None) -> dict[int, list[int]]:
-    """Listening pids per port from one read of the socket table (0: a pid we cannot see);
-    every listening port when `ports` is None."""
-    from .. import probe
-
-    listeners = probe.with_pids(
-        s for s in probe.listening_sockets() if ports is None or s.port in ports
-    )
-    found: dict[int, list[int]] = {}
-    for s in listeners:
-        pid = s.pid or 0
-        if pid not in found.setdefault(s.port, []):
-            found[s.port].append(pid)
-    return found

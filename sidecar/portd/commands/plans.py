@@ -7,7 +7,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..cli import DEFAULT_PLAN
-from .common import NO, OK, CliError, Names, open_registry, out, pids_by_port, print_json
+from ..probe import listening_pids
+from .common import NO, OK, CliError, Names, open_registry, out, print_json
 from .progress import Progress
 from .table import render
 
@@ -140,7 +141,7 @@ def status(args: argparse.Namespace) -> int:
 
     plan = load(args.plan)
     leased = _live_leases(open_registry(args.registry, create=False))
-    listening = pids_by_port({p.port for p in plan.ports})
+    listening = listening_pids({p.port for p in plan.ports})
     names = Names()
     rows: list[dict[str, Any]] = []
     with Progress("portd plan status", len(plan.ports)) as progress:

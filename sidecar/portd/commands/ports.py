@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from ..probe import listening_pids
 from .common import (
     NO,
     OK,
@@ -15,7 +16,6 @@ from .common import (
     note,
     open_registry,
     out,
-    pids_by_port,
     print_json,
     record_holders,
     registry_path,
@@ -37,7 +37,7 @@ def who(args: argparse.Namespace) -> int:
     manager = manager_for(registry)
     port: int = args.port
     lease = registry.lease_on(port)
-    if lease is not None and record_holders(manager, [lease], pids_by_port({port})):
+    if lease is not None and record_holders(manager, [lease], listening_pids({port})):
         lease = registry.lease_on(port)
     owner = manager.get_port_owner(port)
     held = owner is not None and (owner.pid is not None or _lease_is_live(lease))
@@ -129,7 +129,7 @@ def ls(args: argparse.Namespace) -> int:
     registry = open_registry(args.registry, create=False)
     manager = manager_for(registry)
     leases = registry.leases()
-    pids = pids_by_port(None if args.all else {lease.port for lease in leases})
+    pids = listening_pids(None if args.all else {lease.port for lease in leases})
     if record_holders(manager, leases, pids):
         leases = registry.leases()
     names = Names()

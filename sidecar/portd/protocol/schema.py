@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 
 from . import models as m
 from .errors import ERRORS_BY_CODE
-from .methods import METHODS, NOTIFICATIONS
+from .methods import METHODS, NOTIFICATIONS, MethodSpec
 
 _REF = "#/$defs/{model}"
 
@@ -26,15 +26,19 @@ def protocol_schema() -> dict[str, Any]:
             return {"$ref": _REF.format(model=tp.__name__)}
         return schema
 
-    def call(params: Any, result: Any) -> dict[str, Any]:
-        return {
+    def call(spec: MethodSpec) -> dict[str, Any]:
+        entry: dict[str, Any] = {
             "type": "object",
-            "properties": {"params": schema_of(params), "result": schema_of(result)},
+            "properties": {"params": schema_of(spec.params), "result": schema_of(spec.result)},
             "required": ["params", "result"],
             "additionalProperties": False,
+            "x-errors": [cls.code for cls in spec.errors],
         }
+        if spec.doc:
+            entry["description"] = spec.doc
+        return entry
 
-    methods = {name: call(spec.params, spec.result) for name, spec in METHODS.items()}
+    methods = {name: call(spec) for name, spec in METHODS.items()}
     notifications = {name: schema_of(model) for name, model in NOTIFICATIONS.items()}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
