@@ -8,7 +8,8 @@ export default defineConfig({
     // The examples import the package by name, as an app would; here that name is the source.
     alias: [
       { find: /^portd\/react$/, replacement: src('react/index.ts') },
-      { find: /^portd\/transports\/(node|tauri)$/, replacement: src('transports/$1.ts') },
+      { find: /^portd\/transports\/(node|tauri|browser)$/, replacement: src('transports/$1.ts') },
+      { find: /^portd\/vite$/, replacement: src('vite/index.ts') },
       { find: /^portd$/, replacement: src('index.ts') },
     ],
   },

@@ -15,6 +15,7 @@ import type {
   PortEvent,
   PortInfo,
   PortOwner,
+  PortPlanSummary,
   Ready,
   ResultOf,
   Stats,
@@ -429,7 +430,7 @@ export class PortdClient implements PortdClientMethods {
       return conn.ready.promise;
     }
     if (conn.lost || this.#conn !== conn) {
-      void Promise.resolve(transport.kill()).catch(() => undefined);
+      void attempt(() => transport.kill());
       return conn.ready.promise;
     }
     conn.transport = transport;
@@ -473,7 +474,13 @@ export class PortdClient implements PortdClientMethods {
         transport.onClose(() => resolve());
       });
       const wait = (ms: number) =>
-        Promise.race([gone.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+        new Promise<boolean>((resolve) => {
+          const timer = setTimeout(() => resolve(false), ms);
+          void gone.then(() => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        });
       let exited = false;
       if (this.#state === 'ready') {
         // `shutdown`: the sidecar answers, releases this app's leases and exits 0 by itself.
@@ -481,10 +488,10 @@ export class PortdClient implements PortdClientMethods {
         exited = await wait(this.#options.closeTimeoutMs);
       }
       if (!exited) {
-        await Promise.resolve(transport.close()).catch(() => undefined);
+        await attempt(() => transport.close());
         exited = await wait(this.#options.closeTimeoutMs);
       }
-      if (!exited) await Promise.resolve(transport.kill()).catch(() => undefined);
+      if (!exited) await attempt(() => transport.kill());
     }
     if (conn) this.#drop(conn, closed, false);
     this.#ready.reject(closed);
@@ -535,7 +542,8 @@ export class PortdClient implements PortdClientMethods {
       p.cleanup();
       p.reject(withMethod(error, p.method));
     }
-    if (kill && conn.transport) void Promise.resolve(conn.transport.kill()).catch(() => undefined);
+    const transport = conn.transport;
+    if (kill && transport) void attempt(() => transport.kill());
   }
 
   /** The running sidecar is gone (or never came): what happens next depends on supervision. */
@@ -1003,10 +1011,60 @@ export class PortdClient implements PortdClientMethods {
   shutdown(options?: CallOptions): Promise<null> {
     return this.call('shutdown', {}, options);
   }
+
+  /**
+   * `load_port_plan`: load a port plan (TOML); allocation then tries each service's planned port
+   * first. Rejects with `InvalidPortPlanError` (-32005) when the file is unreadable or has errors.
+   *
+   * @example
+   * ```ts
+   * const plan = await client.loadPortPlan('ports.toml');
+   * console.log(Object.keys(plan.categories), plan.warnings);
+   * ```
+   */
+  loadPortPlan(path: string, options?: CallOptions): Promise<PortPlanSummary> {
+    return this.call('load_port_plan', { path }, options);
+  }
+
+  /**
+   * `check_port_plan`: check a plan (default: the loaded one) for clashes and risky ports; each
+   * finding has its severity, code, message, file and line.
+   *
+   * @example
+   * ```ts
+   * const { errors, findings } = await client.checkPortPlan('ports.toml');
+   * for (const f of findings) console.log(`${f.path}:${f.line ?? '?'} ${f.severity} ${f.message}`);
+   * ```
+   */
+  checkPortPlan(path?: string, options?: CallOptions): Promise<PortPlanSummary> {
+    return this.call('check_port_plan', path === undefined ? {} : { path }, options);
+  }
+
+  /**
+   * `next_plan_port`: the next port of a category that the loaded plan leaves unused and that
+   * is free now (nothing is leased).
+   *
+   * @example
+   * ```ts
+   * const port = await client.nextPlanPort('http'); // e.g. 8012
+   * ```
+   */
+  nextPlanPort(category: string, options?: CallOptions): Promise<number> {
+    return this.call('next_plan_port', { category }, options);
+  }
 }
 
 /** Marks an `allocate_port` made by {@link PortdClient.reacquireLeases} (never sent on the wire). */
 const RECONNECT = Symbol('portd.reconnect');
+
+/** Run a transport operation, ignoring its failure (the process may be gone already). */
+async function attempt(op: () => void | Promise<void>): Promise<void> {
+  try {
+    await op();
+  } catch {
+    // ignored
+  }
+}
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -9,34 +9,58 @@ export interface PortdProtocol {
  * Every JSON-RPC method the sidecar serves: its params (by name, snake_case) and its result.
  */
 export interface PortdMethods {
+  /**
+   * Merge the fields given into the config.
+   */
   init_port_manager: {
     params: InitPortManagerParams;
     result: PortConfig;
   };
+  /**
+   * A port that is free now; nothing is leased.
+   */
   find_available_port: {
     params: FindAvailablePortParams;
     result: number;
   };
+  /**
+   * Lease a port to a service; the same port again while the lease lives.
+   */
   allocate_port: {
     params: AllocatePortParams;
     result: number;
   };
+  /**
+   * End a lease; idempotent.
+   */
   release_port: {
     params: ServiceParams;
     result: null;
   };
+  /**
+   * Free on IPv4 and IPv6, all interfaces, and not leased.
+   */
   is_port_available: {
     params: IsPortAvailableParams;
     result: boolean;
   };
+  /**
+   * The service's port accepts connections from its rightful holder.
+   */
   port_health_check: {
     params: ServiceParams;
     result: boolean;
   };
+  /**
+   * Services whose port is held by someone else.
+   */
   check_port_conflicts: {
     params: NoParams;
     result: string[];
   };
+  /**
+   * Move the service to a new port; PortChanged is sent.
+   */
   handle_port_conflict: {
     params: ServiceParams;
     result: number;
@@ -59,10 +83,16 @@ export interface PortdMethods {
     params: PortParams;
     result: PortOwner | null;
   };
+  /**
+   * That pid is a rightful holder of the service's port.
+   */
   attach_process: {
     params: AttachProcessParams;
     result: null;
   };
+  /**
+   * End the recorded orphan listening on the port.
+   */
   reclaim_orphan: {
     params: PortParams;
     result: PortOwner;
@@ -71,9 +101,33 @@ export interface PortdMethods {
     params: NoParams;
     result: Stats;
   };
+  /**
+   * Release this sidecar's leases and exit 0.
+   */
   shutdown: {
     params: NoParams;
     result: null;
+  };
+  /**
+   * Load a port plan (TOML); allocation then tries each service's planned port first.
+   */
+  load_port_plan: {
+    params: PlanPathParams;
+    result: PortPlanSummary;
+  };
+  /**
+   * Check a plan (default: the loaded one) for clashes and risky ports.
+   */
+  check_port_plan: {
+    params: CheckPortPlanParams;
+    result: PortPlanSummary;
+  };
+  /**
+   * The next port of a category that the loaded plan leaves unused and is free now.
+   */
+  next_plan_port: {
+    params: NextPlanPortParams;
+    result: number;
   };
 }
 export interface InitPortManagerParams {
@@ -250,6 +304,49 @@ export interface Stats {
    */
   uptime: number;
 }
+export interface PlanPathParams {
+  path: string;
+}
+/**
+ * A port plan as loaded: its categories, each service's ports, and what checking found.
+ */
+export interface PortPlanSummary {
+  path: string;
+  categories: {
+    /**
+     * @minItems 2
+     * @maxItems 2
+     */
+    [k: string]: [number, number] | undefined;
+  };
+  services: {
+    [k: string]:
+      | {
+          [k: string]: number | undefined;
+        }
+      | undefined;
+  };
+  errors: number;
+  warnings: number;
+  findings: PlanFinding[];
+}
+/**
+ * One thing `check_port_plan` found, located in the plan file.
+ */
+export interface PlanFinding {
+  severity: 'error' | 'warning';
+  code: string;
+  message: string;
+  path: string;
+  line?: number | null;
+  services: string[];
+}
+export interface CheckPortPlanParams {
+  path?: string | null;
+}
+export interface NextPlanPortParams {
+  category: string;
+}
 /**
  * Notifications the sidecar sends: `ready` first, then `port_event`s.
  */
@@ -304,6 +401,9 @@ export const PORTD_METHOD_NAMES = [
   'reclaim_orphan',
   'get_stats',
   'shutdown',
+  'load_port_plan',
+  'check_port_plan',
+  'next_plan_port',
 ] as const;
 
 /** The name of every notification. */

@@ -1,5 +1,5 @@
 // Where each dependency may be imported: the core is runtime-free, React only in src/react,
-// each runtime only in its transport.
+// each runtime only in its transport, Vite (types) and Node in the Vite plugin.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ describe('architecture', () => {
   const all = files(SRC).map((f) => ({ path: relative(SRC, f), deps: imports(f) }));
 
   it('keeps the core free of React, Tauri and Node', () => {
-    const core = all.filter((f) => !f.path.startsWith('react/') && !f.path.startsWith('transports/'));
+    const core = all.filter((f) => !/^(react|transports|vite)\//.test(f.path));
     expect(core.map((f) => f.path)).toContain('client.ts');
     for (const f of core) {
       for (const dep of f.deps) {
@@ -38,7 +38,8 @@ describe('architecture', () => {
       for (const dep of f.deps) {
         if (dep === 'react' || dep.startsWith('react/')) expect(f.path, dep).toMatch(/^react\//);
         if (dep.startsWith('@tauri-apps/')) expect(f.path, dep).toBe('transports/tauri.ts');
-        if (dep.startsWith('node:')) expect(f.path, dep).toBe('transports/node.ts');
+        if (dep.startsWith('node:')) expect(f.path, dep).toMatch(/^(transports\/node\.ts|vite\/)/);
+        if (dep === 'vite' || dep.startsWith('vite/')) expect(f.path, dep).toMatch(/^vite\//);
       }
     }
   });
@@ -49,7 +50,15 @@ describe('architecture', () => {
       peerDependencies: Record<string, string>;
     };
     expect(Object.keys(pkg.exports)).toEqual(
-      expect.arrayContaining(['.', './react', './transports/node', './transports/tauri']),
+      expect.arrayContaining([
+        '.',
+        './react',
+        './react/styles.css',
+        './transports/node',
+        './transports/tauri',
+        './transports/browser',
+        './vite',
+      ]),
     );
     expect(Object.keys(pkg.peerDependencies)).toEqual(expect.arrayContaining(['react', '@tauri-apps/plugin-shell']));
   });

@@ -5,14 +5,19 @@ import { createServer, type Server } from 'node:net';
 import type { ReactNode } from 'react';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Portd } from '../src/index.js';
+import { spawn } from 'node:child_process';
 import {
   ConnectionStatus,
+  EventLog,
   HealthCheck,
+  HealthLatencyChart,
   PortDiscoveryProvider,
+  PortTable,
+  describePortEvent,
   usePortDiscovery,
   usePortDiscoveryContext,
 } from '../src/react/index.js';
-import { Sidecars, until } from './support/sidecar.js';
+import { Sidecars, isAlive, until } from './support/sidecar.js';
 
 let sidecars: Sidecars;
 let portd: Portd;
@@ -48,6 +53,12 @@ function wrapper({ children }: { children?: ReactNode }) {
       {children}
     </PortDiscoveryProvider>
   );
+}
+
+/** A range of ports of this test's own, clear of the 1421-1500 other sidecars here lease from. */
+function privateRange(): Record<string, unknown> {
+  const low = 20_000 + 200 * Math.floor(Math.random() * 50);
+  return { preferred_port: low, port_range: [low, low + 199] };
 }
 
 async function squat(port: number): Promise<void> {
@@ -192,5 +203,86 @@ describe('components', () => {
     fireEvent.click(screen.getByRole('button', { name: 'Reconnect' }));
     await waitFor(() => expect(portd.resilience.getConnectionStats().reconnections).toBe(2), WAIT);
     await screen.findByText('Connected', {}, WAIT);
+  });
+
+  it('PortTable, EventLog and HealthLatencyChart follow the leases, a move and the checks', async () => {
+    portd = makePortd({ config: privateRange() });
+    const { container } = render(
+      <PortDiscoveryProvider portd={portd} healthCheckInterval={0}>
+        <PortTable refreshInterval={0} />
+        <EventLog limit={5} />
+        <HealthLatencyChart samples={10} />
+      </PortDiscoveryProvider>,
+    );
+    await portd.portDiscovery.initialize();
+    const api = await portd.portDiscovery.allocatePort('api');
+    const row = (service: string) => container.querySelector(`.portd-ports__leases tr[data-service="${service}"]`);
+    await waitFor(() => expect(row('api')?.getAttribute('data-port')).toBe(String(api)), WAIT);
+    expect(row('frontend')?.getAttribute('data-state')).toBe('leased');
+    expect(screen.getByText('No events yet.')).toBeTruthy();
+    expect(screen.getByText('waiting for the first check…')).toBeTruthy();
+
+    // Move the api from the table: its row shows the new port and where it was; the log says so.
+    const moveApi = row('api')?.querySelector('button') as HTMLButtonElement;
+    expect(moveApi.textContent).toBe('Move');
+    fireEvent.click(moveApi);
+    await waitFor(() => expect(row('api')?.getAttribute('data-port')).not.toBe(String(api)), WAIT);
+    const moved = Number(row('api')?.getAttribute('data-port'));
+    await waitFor(() => expect(row('api')?.textContent).toContain(`was ${api}`), WAIT);
+    const item = await screen.findByText(`api moved ${api} → ${moved}`, {}, WAIT);
+    expect(item.closest('li')?.getAttribute('data-type')).toBe('PortChanged');
+
+    // Two checks: two points on the chart, and the caption.
+    await act(async () => {
+      await portd.healthCheck.performHealthCheck();
+      await portd.healthCheck.performHealthCheck();
+    });
+    expect(container.querySelectorAll('.portd-chart__dot')).toHaveLength(2);
+    expect(container.querySelector('.portd-chart__line')).not.toBeNull();
+    expect(container.querySelector('.portd-chart__caption')?.textContent).toMatch(/min .* ms · avg .* ms · max .* ms/);
+
+    // Release from the table.
+    fireEvent.click(row('api')?.querySelectorAll('button')[1] as HTMLButtonElement);
+    await waitFor(() => expect(row('api')).toBeNull(), WAIT);
+  });
+
+  it('PortTable shows an orphan on a watched port and reclaims it', async () => {
+    // Yesterday's dev server: a listener recorded as the lease's holder, whose app is gone and
+    // whose sidecar was killed (so nobody released the lease).
+    const app = sidecars.fakeApp();
+    const old = makePortd({ parentPid: app, config: privateRange() });
+    await old.portDiscovery.initialize();
+    const port = await old.client.allocatePort('vite');
+    const server = spawn(process.execPath, ['-e', `require('net').createServer().listen(${port}, () => console.log('up'))`], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    sidecars.track(server.pid);
+    await new Promise((resolve) => server.stdout?.once('data', resolve));
+    await old.client.attachProcess('vite', server.pid as number);
+    const oldSidecar = old.client.pid as number;
+    old.client.abandon();
+    process.kill(oldSidecar, 'SIGKILL');
+    process.kill(app, 'SIGKILL');
+    await until(() => !isAlive(oldSidecar) && !isAlive(app), 'the old app and sidecar to be gone');
+
+    const { container } = render(<PortTable portd={portd} watchPorts={[port]} refreshInterval={200} />);
+    const watched = () => container.querySelector(`.portd-ports__watched tr[data-port="${port}"]`);
+    await waitFor(() => expect(watched()?.getAttribute('data-orphan')).toBe('true'), WAIT);
+    expect(watched()?.textContent).toContain(`pid ${server.pid}`);
+    expect(watched()?.textContent).toContain('vite');
+    fireEvent.click(screen.getByRole('button', { name: 'Reclaim' }));
+    await until(() => !isAlive(server.pid as number), 'the orphan to be ended');
+    await waitFor(() => expect(watched()?.textContent).toContain('free'), WAIT);
+  });
+
+  it('describePortEvent says what each event means', () => {
+    const t = 0;
+    expect(describePortEvent({ type: 'PortChanged', service: 'api', old_port: 1, new_port: 2, timestamp: t })).toBe('api moved 1 → 2');
+    expect(describePortEvent({ type: 'PortConflict', service: 'api', port: 1, error: 'held by pid 9', timestamp: t })).toBe(
+      'api: port 1 is taken — held by pid 9',
+    );
+    expect(describePortEvent({ type: 'PortAvailable', port: 1, timestamp: t })).toBe('port 1 is free again');
+    expect(describePortEvent({ type: 'HealthCheckFailed', error: 'registry', timestamp: t })).toBe('health check failed — registry');
+    expect(describePortEvent({ type: 'HealthCheckSuccess', timestamp: t })).toBe('health check passed');
   });
 });

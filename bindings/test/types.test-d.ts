@@ -64,6 +64,9 @@ describe('wire types (generated)', () => {
       | 'reclaim_orphan'
       | 'get_stats'
       | 'shutdown'
+      | 'load_port_plan'
+      | 'check_port_plan'
+      | 'next_plan_port'
     >();
     expectTypeOf<ParamsOf<'allocate_port'>>().toEqualTypeOf<{ service_name: string; preferred_port?: number | null }>();
     expectTypeOf<ResultOf<'get_port_owner'>>().toEqualTypeOf<PortOwner | null>();
