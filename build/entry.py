@@ -2,7 +2,7 @@
 
 import sys
 
-from portd.cli import main
+from portd.__main__ import main
 
 if __name__ == "__main__":
     sys.exit(main())

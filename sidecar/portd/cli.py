@@ -364,17 +364,9 @@ def _people(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .config import resolve_registry
-    from .rpc.server import ServeOptions, serve
+    from ._serve_args import run
 
     if args.parent_pid is not None and args.parent_pid < 1:
         sys.stderr.write("portd: --parent-pid must be a positive pid\n")
         return 2
-    options = ServeOptions(
-        registry=resolve_registry(args.registry),
-        parent_pid=args.parent_pid,
-        framing=args.framing,
-        app_id=args.app_id,
-        version=__version__,
-    )
-    return serve(options)
+    return run(args.registry, args.parent_pid, args.framing, args.app_id)

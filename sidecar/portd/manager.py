@@ -188,7 +188,9 @@ class PortManager:
         passed_over: set[int] | frozenset[int] = frozenset(),
     ) -> tuple[int, Lease | None]:
         """The first usable candidate, and the (dead) lease it still carries, if any: read
-        from a fresh snapshot of the registry, or inside a claim's transaction."""
+        from the registry as it is, or inside a claim's transaction. Ports found unusable
+        join a mutable `passed_over`, so that a second pick, inside the lock after a lost
+        race, walks only what is left and holds the lock as briefly as it can."""
         if isinstance(source, Registry):
             with source.reading() as tx:
                 return self._pick(tx, service, preferred, port_range, passed_over)
@@ -197,6 +199,8 @@ class PortManager:
                 usable, seen = self._usable(source, port, origin)
                 if usable:
                     return port, seen
+                if isinstance(passed_over, set) and origin != "os":
+                    passed_over.add(port)
         raise self._exhausted(preferred, port_range)
 
     def _candidates(

@@ -662,9 +662,12 @@ def test_serve_imports_no_cli_table_or_plan_code(tmp_path: Path) -> None:
         for line in proc.stderr.splitlines()
         if line.startswith("import time:") and "|" in line
     }
-    assert "portd.cli" in imported and "portd.rpc.server" in imported, "importtime not read"
+    assert "portd.rpc.server" in imported, "importtime not read"
     heavy = sorted(
-        m for m in imported if m.startswith(("portd.commands", "portd.plan", "portd._plan_lines"))
+        m
+        for m in imported
+        if m.startswith(("portd.cli", "portd.commands", "portd.plan", "portd._plan_lines"))
+        or m == "argparse"
     )
     assert heavy == [], f"`portd serve` imported CLI or plan code: {heavy}"
 

@@ -1,0 +1,48 @@
+"""`portd serve`'s arguments, read without argparse when they are plainly well-formed.
+
+An app starts the sidecar on every launch and waits for `ready`; argparse (with gettext and
+locale) and the whole CLI's parser are start-up time it does not need for four flags.
+Anything unusual (`--help`, an unknown or abbreviated flag, a bad value) returns None and
+goes to the real parser in cli.py, which owns help and error messages.
+"""
+
+from __future__ import annotations
+
+FRAMINGS = ("auto", "ndjson", "lsp")
+_FLAGS = {"--registry": "registry", "--parent-pid": "parent_pid", "--framing": "framing",
+          "--app-id": "app_id"}  # fmt: skip
+
+
+def parse(argv: list[str]) -> dict[str, object] | None:
+    values: dict[str, object] = {
+        "registry": None, "parent_pid": None, "framing": "ndjson", "app_id": "default",
+    }  # fmt: skip
+    i = 0
+    while i < len(argv):
+        flag, equals, inline = argv[i].partition("=")
+        if flag not in _FLAGS:
+            return None
+        if equals:
+            value, i = inline, i + 1
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            value, i = argv[i + 1], i + 2
+        else:
+            return None
+        name = _FLAGS[flag]
+        if name == "parent_pid":
+            if not value.isdigit() or int(value) < 1:
+                return None
+            values[name] = int(value)
+        elif name == "framing" and value not in FRAMINGS:
+            return None
+        else:
+            values[name] = value
+    return values
+
+
+def run(registry: str | None, parent_pid: int | None, framing: str, app_id: str) -> int:
+    from . import __version__
+    from .config import resolve_registry
+    from .rpc.server import ServeOptions, serve
+
+    return serve(ServeOptions(resolve_registry(registry), parent_pid, framing, app_id, __version__))
