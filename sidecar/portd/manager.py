@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from . import probe
+from ._known_ports import BROWSER_RESTRICTED_PORTS
 from .process import ProcessIdentity, descends_from, describe, is_alive
 from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied, UnknownService
 from .protocol.models import (
@@ -121,7 +122,7 @@ class PortManager:
     ) -> int:
         """A port that is usable now; nothing is leased, so it may be gone by the time the
         caller binds it. `allocate_port` is the race-free way."""
-        port, _ = self._pick(self.registry, None, preferred, port_range)
+        port, _, _ = self._pick(self.registry, None, preferred, port_range)
         return port
 
     def allocate_port(self, service: str, preferred: int | None = None) -> int:
@@ -151,12 +152,17 @@ class PortManager:
         lost that race once, pick again inside the lock: under contention every sidecar
         eyes the same lowest free port, and retrying optimistically only repeats the race."""
         passed_over = {replacing.port} if replacing else set()
-        port, seen = self._pick(self.registry, key.service, preferred, None, passed_over)
+        port, seen, origin = self._pick(self.registry, key.service, preferred, None, passed_over)
+        if origin == "picked" and replacing is None:
+            walked = self._claim_from_range(key, port)
+            if walked is not None:
+                self._remember_wanted(preferred, walked.port)
+                return walked
         try:
             with self.registry.transaction() as tx:
                 if tx.lease_on(port) != seen:
                     passed_over.add(port)  # another process got there first
-                    port, seen = self._pick(tx, key.service, preferred, None, passed_over)
+                    port, seen, _ = self._pick(tx, key.service, preferred, None, passed_over)
                 if seen is not None:
                     log.info("reclaiming port %d from dead owner pid %d", port, seen.owner.pid)
                     tx.delete(port)
@@ -172,6 +178,30 @@ class PortManager:
         self._remember_wanted(preferred, lease.port)
         return lease
 
+    def _claim_from_range(self, key: LeaseKey, start: int) -> Lease | None:
+        """Take the first unleased port of the range from `start` in one atomic statement,
+        then make sure it binds: a port some other program holds is given back and the walk
+        goes on. None when the range has nothing left from `start` on."""
+        low, high = self.config.port_range
+        skip = (
+            [p for p in range(low, high + 1) if _never_picked(p)]
+            if high - low < 4096
+            else [p for p in BROWSER_RESTRICTED_PORTS if low <= p <= high]
+        )
+        while start <= high:
+            try:
+                lease = self.registry.claim_first_unleased(key, start, high, skip)
+            except sqlite3.IntegrityError:
+                return self.registry.renew(key)  # this same app took the service meanwhile
+            if lease is None:
+                return None
+            if probe.check_port(lease.port) == "free":
+                return lease
+            self.registry.release(key)  # a stranger listens there: give it back
+            skip.append(lease.port)
+            start = lease.port + 1
+        return None
+
     def _remember_wanted(self, preferred: int | None, got: int) -> None:
         """Ports asked for but taken by someone else: announce them when they free up."""
         for port in {preferred, self.config.preferred_port} - {None, got, *self.wanted}:
@@ -186,8 +216,9 @@ class PortManager:
         preferred: int | None,
         port_range: tuple[int, int] | None,
         passed_over: set[int] | frozenset[int] = frozenset(),
-    ) -> tuple[int, Lease | None]:
-        """The first usable candidate, and the (dead) lease it still carries, if any: read
+    ) -> tuple[int, Lease | None, Origin]:
+        """The first usable candidate, the (dead) lease it still carries, if any, and where
+        it came from: read
         from the registry as it is, or inside a claim's transaction. Ports found unusable
         join a mutable `passed_over`, so that a second pick, inside the lock after a lost
         race, walks only what is left and holds the lock as briefly as it can."""
@@ -198,7 +229,7 @@ class PortManager:
             if port not in passed_over:
                 usable, seen = self._usable(source, port, origin)
                 if usable:
-                    return port, seen
+                    return port, seen, origin
                 if isinstance(passed_over, set) and origin != "os":
                     passed_over.add(port)
         raise self._exhausted(preferred, port_range)
@@ -383,6 +414,10 @@ class PortManager:
             state=self.state_of(lease, pids_by_port.get(lease.port)),
             allocated_at=lease.created_at,
         )
+
+
+def _never_picked(port: int) -> bool:
+    return probe.is_browser_restricted(port) or probe.excluded_range_of(port) is not None
 
 
 def _excluded_note(port: int) -> str:

@@ -253,6 +253,28 @@ class Registry:
             (now_ms(), *key.params()),
         )
 
+    def claim_first_unleased(
+        self, key: LeaseKey, start: int, high: int, skip: list[int]
+    ) -> Lease | None:
+        """Lease the lowest port in start..high that has no lease and is not in `skip`, in
+        one statement: it cannot lose a race to another process, it just takes the next
+        free port, and it holds the write lock for as short a time as SQLite allows. The
+        candidates are `start` and every port just above a lease or a skipped port."""
+        now, skipped = now_ms(), json.dumps(skip)
+        return self._write_one(
+            f"INSERT INTO leases ({_COLUMNS}) "
+            "SELECT c.p, ?, ?, ?, ?, '[]', ?, ? FROM ("
+            " SELECT ? AS p"
+            " UNION SELECT port + 1 FROM leases WHERE port BETWEEN ? AND ?"
+            " UNION SELECT value + 1 FROM json_each(?)"
+            ") c WHERE c.p BETWEEN ? AND ?"
+            " AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = c.p)"
+            " AND c.p NOT IN (SELECT value FROM json_each(?))"
+            f" ORDER BY c.p LIMIT 1 RETURNING {_COLUMNS}",
+            (key.service, key.app_id, key.owner.pid, key.owner.started, now, now,
+             start, start, high, skipped, start, high, skipped),
+        )  # fmt: skip
+
     def release(self, key: LeaseKey) -> Lease | None:
         return self._write_one(
             f"DELETE FROM leases WHERE {_KEY} RETURNING {_COLUMNS}", key.params()

@@ -151,3 +151,28 @@ def test_in_memory_registry_serves_the_same_interface() -> None:
         tx.insert(1500, key("a"))
     assert registry.degraded == "test" and registry.lease_on(1500) is not None
     assert registry.integrity_check() == "ok"
+
+
+def test_claim_first_unleased_takes_the_lowest_free_port_skipping_leases_and_skips(
+    registry: Registry,
+) -> None:
+    with registry.transaction() as tx:
+        tx.insert(3000, key("a"))
+        tx.insert(3001, key("b"))
+    assert registry.claim_first_unleased(key("c"), 3000, 3010, [3002, 3003]).port == 3004  # type: ignore[union-attr]
+    assert registry.claim_first_unleased(key("d"), 3000, 3010, []).port == 3002  # type: ignore[union-attr]
+    assert registry.claim_first_unleased(key("e"), 3011, 3010, []) is None
+
+
+def test_claim_first_unleased_returns_nothing_when_the_range_is_full(registry: Registry) -> None:
+    with registry.transaction() as tx:
+        for port in range(3100, 3103):
+            tx.insert(port, key(f"s{port}"))
+    assert registry.claim_first_unleased(key("late"), 3100, 3102, []) is None
+    assert registry.claim_first_unleased(key("late"), 3100, 3103, [3103]) is None
+
+
+def test_claim_first_unleased_never_gives_a_key_a_second_lease(registry: Registry) -> None:
+    registry.claim_first_unleased(key("vite"), 3200, 3210, [])
+    with pytest.raises(sqlite3.IntegrityError):
+        registry.claim_first_unleased(key("vite"), 3200, 3210, [])
