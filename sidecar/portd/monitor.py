@@ -249,10 +249,6 @@ class Monitor:
                 self.state.watched.discard(port)
                 self.manager.emit(PortEvent(type="PortAvailable", port=port, timestamp=now_ms()))
 
-    def watch(self, port: int) -> None:
-        with self._lock:
-            self.state.watched.add(port)
-
     def check_port_conflicts(self) -> list[str]:
         return self.scan()
 

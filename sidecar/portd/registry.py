@@ -149,11 +149,6 @@ class Transaction:
         )
         return Lease(port, key, holders, now, now)
 
-    def renew(self, lease: Lease) -> Lease:
-        now = now_ms()
-        self._execute("UPDATE leases SET renewed_at = ? WHERE port = ?", (now, lease.port))
-        return Lease(lease.port, lease.key, lease.holders, lease.created_at, now)
-
     def set_holders(self, port: int, holders: tuple[ProcessIdentity, ...]) -> None:
         self._execute(
             "UPDATE leases SET holders = ? WHERE port = ?", (_holders_json(holders), port)
