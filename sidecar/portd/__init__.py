@@ -7,6 +7,7 @@ what it needs before it sends `ready`.
 from __future__ import annotations
 
 __version__ = "0.1.0"
+PROTOCOL_VERSION = 1  # the wire contract's version, sent in `ready`
 
 TYPE_CHECKING = False  # not `typing.TYPE_CHECKING`: importing typing costs start-up time
 if TYPE_CHECKING:
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from .manager import PortManager
     from .registry import Registry
 
-__all__ = ["PortManager", "Registry", "__version__"]
+__all__ = ["PROTOCOL_VERSION", "PortManager", "Registry", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -29,6 +29,7 @@ from .protocol.models import (
     PortInfo,
     PortOwner,
     Stats,
+    wire_errors,
 )
 from .registry import Lease, LeaseKey, Registry, Transaction
 
@@ -106,7 +107,7 @@ class PortManager:
             try:
                 self.config = PortConfig.model_validate(merged)
             except ValidationError as exc:  # e.g. a backwards range: the caller's mistake
-                errors = exc.errors(include_url=False, include_context=False, include_input=False)
+                errors = wire_errors(exc)
                 for error in errors:
                     error["loc"] = ("config", *error["loc"])
                 raise InvalidParams("Invalid params for init_port_manager", errors) from None

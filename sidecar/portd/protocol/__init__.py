@@ -1,5 +1,6 @@
 """The wire contract, the single source of truth for every message that crosses stdio."""
 
+from .. import PROTOCOL_VERSION
 from .errors import (
     ERRORS_BY_CODE,
     InternalError,
@@ -15,8 +16,6 @@ from .errors import (
     ShuttingDown,
     UnknownService,
 )
-
-PROTOCOL_VERSION = 1
 
 __all__ = [
     "ERRORS_BY_CODE",

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 Port = Annotated[StrictInt, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
@@ -18,10 +26,17 @@ ServiceName = Annotated[str, Field(min_length=1, max_length=200, strict=True)]
 Millis = Annotated[int, Field(description="Unix time in milliseconds.")]
 
 
+def wire_errors(exc: ValidationError) -> list[Any]:
+    """pydantic's error list as the `data` of -32602: no input echoed back, no URLs."""
+    errors: list[Any] = exc.errors(include_url=False, include_context=False, include_input=False)
+    return errors
+
+
 class WireModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
+        loc_by_alias=False,  # errors name fields as the wire does: snake_case
         extra="forbid",
         defer_build=True,
         frozen=True,

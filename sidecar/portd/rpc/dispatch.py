@@ -1,9 +1,10 @@
 """JSON-RPC messages in, responses out: envelope checks, batches, params validation and the
 mapping of every failure to its error code.
 
-jsonrpcserver does the method dispatch. Its own per-request jsonschema check costs most of a
-request's time and only repeats what the envelope check below does, so it gets a validator
-that accepts what we have already checked; params are validated once, by pydantic.
+jsonrpcserver does the method dispatch, through its per-request pipeline (method lookup, call,
+result to response). Its batch handling and its jsonschema check of every request are left
+out: we split batches ourselves, the envelope check below is what that schema checks (at a
+fraction of the cost), and params are validated once, by pydantic.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from jsonrpcserver.response import to_serializable_one
 from jsonrpcserver.result import Error, Success
 from jsonrpcserver.sentinels import NOCONTEXT, NOID
 from pydantic import BaseModel, ValidationError
-from pydantic.alias_generators import to_snake
 
 from ..protocol.errors import InternalError, InvalidParams, InvalidRequest, ParseError, PortdError
 from ..protocol.methods import METHODS
+from ..protocol.models import wire_errors
+from .framing import encode_json
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,6 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_wire(v) for v in value]
     return value
-
-
-def encode_json(message: Any) -> bytes:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class Dispatcher:
@@ -127,7 +125,7 @@ class Dispatcher:
                 try:
                     parsed = spec.params.model_validate(params)
                 except ValidationError as exc:
-                    raise InvalidParams(f"Invalid params for {name}", _param_errors(exc)) from None
+                    raise InvalidParams(f"Invalid params for {name}", wire_errors(exc)) from None
                 if spec.slow:
                     result = await anyio.to_thread.run_sync(handler, parsed)
                 else:
@@ -156,17 +154,6 @@ _ANY_ARGUMENTS = inspect.Signature(
         inspect.Parameter("params", inspect.Parameter.VAR_KEYWORD),
     ]
 )
-
-
-def _param_errors(exc: ValidationError) -> list[Any]:
-    """pydantic's error list, without the input. A missing field is located by its alias
-    (camelCase) since there is no input to name it; snake_case is canonical, so say that."""
-    errors: list[Any] = exc.errors(include_url=False, include_context=False, include_input=False)
-    for error in errors:
-        loc = error["loc"]
-        if error["type"] == "missing" and loc and isinstance(loc[-1], str):
-            error["loc"] = (*loc[:-1], to_snake(loc[-1]))
-    return errors
 
 
 def _is_valid_id(value: Any) -> bool:

@@ -4,6 +4,7 @@ Content-Length headers. Decoders are incremental and never hold more than one me
 
 from __future__ import annotations
 
+import json
 import re
 
 TYPE_CHECKING = False  # typing is start-up time spent before `ready`
@@ -130,6 +131,11 @@ class LspDecoder:
         else:
             self._length = size
         return True
+
+
+def encode_json(message: object) -> bytes:
+    """One message as compact UTF-8 JSON: the body of every frame we send."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def encode(body: bytes, framing: Framing) -> bytes:

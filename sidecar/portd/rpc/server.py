@@ -1,14 +1,13 @@
 """The sidecar on stdio: the only writer of stdout, and the owner of the process lifecycle.
 
-Start-up order matters to the app waiting on us: claim stdout, start reading stdin, send
-`ready`, and only then import the engine (pydantic, jsonrpcserver, psutil cost most of the
-start-up) while the app's first request is on its way. Requests that arrive meanwhile are
-buffered by the reader thread, never lost.
+Start-up order matters to the app waiting on us: claim stdout, send `ready`, and only then
+import the engine (pydantic, jsonrpcserver, psutil cost most of the start-up) while the app's
+first request is on its way. Requests that arrive meanwhile wait in the pipe (or, where the
+event loop cannot watch stdin, in the reader thread's inbox), never lost.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -16,7 +15,8 @@ import sys
 import threading
 from collections import deque
 
-from .framing import encode
+from .. import PROTOCOL_VERSION
+from .framing import encode, encode_json
 
 # typing, logging and dataclasses cost start-up time before `ready`: not imported here.
 TYPE_CHECKING = False
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from .framing import Framing
 
-PROTOCOL_VERSION = 1
 _EOF = b""
 
 
@@ -52,10 +51,7 @@ class FrameWriter:
         self.closed = False
 
     def send(self, message: Any) -> None:
-        if isinstance(message, bytes | bytearray):
-            body = bytes(message)
-        else:
-            body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+        body = bytes(message) if isinstance(message, bytes | bytearray) else encode_json(message)
         self.send_frame(encode(body, self.framing or "ndjson"))
 
     def send_frame(self, frame: bytes) -> None:
@@ -164,9 +160,21 @@ def claim_stdout() -> int:
     return saved
 
 
-def bootloader_pid() -> int | None:
-    """A frozen one-file build runs as the child of its own bootloader (the process the app
-    spawned and will signal); found without psutil, which is not loaded before `ready`."""
+class Launch:
+    """Who we are to the app, found once and without psutil (not loaded before `ready`): the
+    process the app spawned, and the app that owns our leases."""
+
+    __slots__ = ("owner_pid", "pid")
+
+    def __init__(self, parent_pid: int | None) -> None:
+        bootloader = _bootloader_pid()
+        self.pid = bootloader or os.getpid()
+        self.owner_pid = parent_pid or (_parent_of(bootloader) if bootloader else os.getppid())
+
+
+def _bootloader_pid() -> int | None:
+    """A frozen one-file build runs as the child of its own bootloader, which is the process
+    the app spawned and will signal."""
     if not (getattr(sys, "frozen", False) and sys.platform.startswith("linux")):
         return None
     spawner = os.getppid()
@@ -178,31 +186,25 @@ def bootloader_pid() -> int | None:
     return None
 
 
-def app_pid(parent_pid: int | None) -> int:
-    """The app we answer to: `--parent-pid`, else whoever spawned us (or our bootloader)."""
-    if parent_pid is not None:
-        return parent_pid
-    bootloader = bootloader_pid()
-    if bootloader is not None:
-        try:
-            with open(f"/proc/{bootloader}/stat") as f:
-                return int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            pass
-    return os.getppid()
+def _parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return os.getppid()
 
 
-def ready_message(options: ServeOptions, framing: Framing, owner_pid: int) -> dict[str, Any]:
+def ready_message(options: ServeOptions, framing: Framing, launch: Launch) -> dict[str, Any]:
     return {
         "jsonrpc": "2.0",
         "method": "ready",
         "params": {
             "version": options.version,
             "protocol": PROTOCOL_VERSION,
-            "pid": bootloader_pid() or os.getpid(),  # the process the app spawned
+            "pid": launch.pid,
             "framing": framing,
             "registry": options.registry,
-            "owner_pid": owner_pid,
+            "owner_pid": launch.owner_pid,
             "app_id": options.app_id,
         },
     }
@@ -214,18 +216,18 @@ def serve(options: ServeOptions) -> int:
     if not stdin_is_pollable():
         start_reader_thread(inbox)
     stop = StopSignal()
-    owner_pid = app_pid(options.parent_pid)
+    launch = Launch(options.parent_pid)
     if options.framing in ("ndjson", "lsp"):
         framing: Framing = "lsp" if options.framing == "lsp" else "ndjson"
         writer.framing = framing
-        writer.send(ready_message(options, framing, owner_pid))
+        writer.send(ready_message(options, framing, launch))
 
     from .._logging import configure
 
     configure("info")
     from .session import Session  # the engine: imported while the first request travels
 
-    session = Session.start(options, writer, inbox, stop, owner_pid)
+    session = Session.start(options, writer, inbox, stop, launch)
     if session is None:
         return 2
     code = session.run()

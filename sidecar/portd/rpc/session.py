@@ -21,13 +21,14 @@ from ..process import Lineage, is_alive, lineage
 from ..protocol.errors import InvalidRequest, ParseError, ShuttingDown
 from ..protocol.models import PortConfig, PortEvent
 from ..registry import MEMORY, Registry, RegistryOpenError
-from .dispatch import Dispatcher, encode_json, error_response, to_wire
+from .dispatch import Dispatcher, error_response, to_wire
 from .framing import BadHeader, Oversized, decoder_for, detect_framing
 from .handlers import build_handlers
 from .plans import PlanMethods
 from .server import (
     FrameWriter,
     Inbox,
+    Launch,
     ServeOptions,
     StopSignal,
     read_stdin_when_ready,
@@ -69,7 +70,7 @@ class Session:
         writer: FrameWriter,
         inbox: Inbox,
         stop: StopSignal,
-        owner_pid: int,
+        launch: Launch,
         apps: Lineage,
         manager: PortManager,
     ) -> None:
@@ -77,7 +78,7 @@ class Session:
         self.writer = writer
         self.inbox = inbox
         self.stop = stop
-        self.owner_pid = owner_pid
+        self.launch = launch
         self.apps = apps
         self.manager = manager
         self.health = HealthChecker(manager, apps.owner)
@@ -96,17 +97,17 @@ class Session:
         writer: FrameWriter,
         inbox: Inbox,
         stop: StopSignal,
-        owner_pid: int,
+        launch: Launch,
     ) -> Session | None:
         try:
-            apps = lineage(owner_pid)
+            apps = lineage(launch.owner_pid)
         except LookupError as exc:
             log.error("%s; nothing to serve", exc)
             return None
         manager = PortManager(
             open_registry(options.registry), apps.owner, PortConfig(app_id=options.app_id)
         )
-        return cls(options, writer, inbox, stop, owner_pid, apps, manager)
+        return cls(options, writer, inbox, stop, launch, apps, manager)
 
     def run(self) -> int:
         anyio.run(self._main)
@@ -184,7 +185,7 @@ class Session:
                         continue
                     if self.writer.framing is None:
                         self.writer.framing = framing
-                        self.writer.send(ready_message(self.options, framing, self.owner_pid))
+                        self.writer.send(ready_message(self.options, framing, self.launch))
                     decoder, chunk = decoder_for(framing), head
                 for frame in decoder.feed(chunk):
                     await self._take(frame)
@@ -193,16 +194,15 @@ class Session:
         """Answer one frame: quick calls inline, in arrival order and without the cost of a
         task; anything that may wait (slow methods, batches) in a task of its own."""
         after_exit = self.exit_reason is not None or self._shutdown_read
-        message: Any
         if isinstance(frame, Oversized):
-            message = encode_json(
-                error_response(InvalidRequest("Invalid request: message larger than 1 MiB"))
-            )
-        elif isinstance(frame, BadHeader):
-            message = encode_json(error_response(ParseError("Parse error: no Content-Length")))
-        else:
-            message = self.dispatcher.parse(frame)
-        if isinstance(message, bytes):
+            error = InvalidRequest("Invalid request: message larger than 1 MiB")
+            self.writer.send(error_response(error))
+            return
+        if isinstance(frame, BadHeader):
+            self.writer.send(error_response(ParseError("Parse error: no Content-Length")))
+            return
+        message = self.dispatcher.parse(frame)
+        if isinstance(message, bytes):  # not JSON: the error reply is ready
             self.writer.send(message)
             return
         if isinstance(message, dict) and message.get("method") == "shutdown":
