@@ -32,9 +32,9 @@ ORPHAN_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when reclaiming an orp
 # `init_port_manager` applies now, not after the old (default 30 s) interval has run out.
 RECHECK_INTERVAL = 0.5
 
-# A listening socket as one pass sees it: address, inode, uid, pid. Over netlink the pid is
-# None (found later, and only when needed); psutil gives the pid and no inode.
-_Socket = tuple[str, int | None, int | None, int | None]
+# A listening socket as one pass sees it. Over netlink its pid is None (found later, and only
+# when needed); psutil gives the pid and no inode.
+_Socket = probe.Listener
 
 
 @dataclass
@@ -101,9 +101,7 @@ class Monitor:
         by_port: dict[int, set[_Socket]] = {}
         for sock in probe.listening_sockets():
             if sock.port in ports or sock.port in self.state.watched:
-                by_port.setdefault(sock.port, set()).add(
-                    (sock.address, sock.inode, sock.uid, sock.pid)
-                )
+                by_port.setdefault(sock.port, set()).add(sock)
         self._announce_freed(by_port)
         now: list[tuple[Lease, frozenset[_Socket]]] = []
         changed: list[tuple[Lease, frozenset[_Socket]]] = []
@@ -155,7 +153,7 @@ class Monitor:
         foreign: set[int] = set()
         unresolved = False
         for sock in sockets:
-            pid, uid = pids.get(sock), sock[2]
+            pid, uid = pids.get(sock), sock.uid
             if pid:
                 if self.manager.is_rightful(lease, pid):
                     self._record_holder(lease, pid)
@@ -291,10 +289,7 @@ class Monitor:
 
 def _pids_of(sockets: set[_Socket]) -> dict[_Socket, int | None]:
     socks = list(sockets)
-    found = probe.with_pids(
-        probe.Listener(0, addr, uid, inode, pid) for addr, inode, uid, pid in socks
-    )
-    return {sock: listener.pid for sock, listener in zip(socks, found, strict=True)}
+    return {s: found.pid for s, found in zip(socks, probe.with_pids(socks), strict=True)}
 
 
 def _taken(port: int) -> bool:
