@@ -180,15 +180,7 @@ def test_allocate_then_who_names_the_lease(
     )
     check_golden(
         "who-listening.txt",
-        normalise(
-            result.stdout,
-            {
-                port: "<port>",
-                app.pid: "<app>",
-                server: "<server>",
-                _user(): "<user>",
-            },
-        ),
+        normalise_who(result.stdout, port, app, server),
     )
     owner = portd("who", port, "--json", registry=registry_path).json()
     assert owner["pid"] == server and owner["orphan"] is False
@@ -207,15 +199,7 @@ def test_who_says_when_the_holder_is_an_orphan(
     assert result.code == 0, result.stderr
     check_golden(
         "who-orphan.txt",
-        normalise(
-            result.stdout,
-            {
-                port: "<port>",
-                app.pid: "<app>",
-                server: "<server>",
-                _user(): "<user>",
-            },
-        ),
+        normalise_who(result.stdout, port, app, server),
     )
     owner = portd("who", port, "--json", registry=registry_path).json()
     assert owner["orphan"] is True and owner["lease"]["state"] == "orphan"
@@ -249,6 +233,12 @@ def test_who_reports_a_stranger_on_a_leased_port_as_a_conflict(
 def assert_pairs_aligned(text: str) -> None:
     values = {len(m.group(1)) for m in re.finditer(r"^(\w+\s+)\S", text, re.M)}
     assert len(values) == 1, f"values do not start in one column:\n{text}"
+
+
+def normalise_who(text: str, port: int, app: FakeApp, server: int) -> str:
+    return normalise(
+        text, {port: "<port>", app.pid: "<app>", server: "<server>", _user(): "<user>"}
+    )
 
 
 def _user() -> str:

@@ -25,20 +25,29 @@ class Orphan:
     app_pid: int
 
 
-@pytest.fixture
-def orphan(spawn_sidecar: Spawn, start_app: Callable[[], FakeApp]) -> Orphan:
-    """A dev server whose app was SIGKILLed, recorded in the registry as the lease's holder."""
+def serving_app(
+    spawn_sidecar: Spawn, start_app: Callable[[], FakeApp], service: str
+) -> tuple[FakeApp, Sidecar, int, int]:
+    """An app whose sidecar leased `service` a port, and whose own server listens there and
+    has been recorded as the lease's holder: (app, sidecar, port, server pid)."""
     app = start_app()
-    first = spawn_sidecar(parent_pid=app.pid)
-    configure(first)
-    port = first.call("allocate_port", service_name="vite")
+    sidecar = spawn_sidecar(parent_pid=app.pid)
+    configure(sidecar)
+    port = sidecar.call("allocate_port", service_name=service)
     server = app.start_server(port)
     # The monitor records the rightful listeners it sees; let a pass see this one.
     wait_until(
-        lambda: server in first.call("get_port_info", service_name="vite")["holder_pids"],
+        lambda: server in sidecar.call("get_port_info", service_name=service)["holder_pids"],
         DEADLINE,
         what="the server to be recorded as the lease's holder",
     )
+    return app, sidecar, port, server
+
+
+@pytest.fixture
+def orphan(spawn_sidecar: Spawn, start_app: Callable[[], FakeApp]) -> Orphan:
+    """A dev server whose app was SIGKILLed, recorded in the registry as the lease's holder."""
+    app, first, port, server = serving_app(spawn_sidecar, start_app, "vite")
     app.kill()
     assert first.wait_exit() == 0, "the sidecar leaves with its app"
     assert not has_ended(server), "the app's server outlives the app"
@@ -137,16 +146,7 @@ def test_reclaim_orphan_on_a_port_with_no_orphan_record_is_refused(
 def test_reclaim_orphan_refuses_a_live_apps_server(
     spawn_sidecar: Spawn, start_app: Callable[[], FakeApp]
 ) -> None:
-    app = start_app()
-    first = spawn_sidecar(parent_pid=app.pid)
-    configure(first)
-    port = first.call("allocate_port", service_name="web")
-    server = app.start_server(port)
-    wait_until(
-        lambda: server in first.call("get_port_info", service_name="web")["holder_pids"],
-        DEADLINE,
-        what="the server to be recorded",
-    )
+    _, _, port, server = serving_app(spawn_sidecar, start_app, "web")
     other = spawn_sidecar()
 
     with pytest.raises(RpcError) as caught:
