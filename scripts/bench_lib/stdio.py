@@ -8,6 +8,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,31 @@ def hello_world(args: list[str], runs: int) -> float:
     return _ms(times)
 
 
+@contextmanager
+def one_cpu() -> Iterator[None]:
+    """Run this process, and the children it spawns meanwhile, on one CPU.
+
+    Left to the scheduler, a ping-pong pair sometimes shares a core (a bare echo answers in
+    about 9 us) and sometimes not (about 45 us, waking the other core each time), and it
+    can switch mid-run: the echo and the sidecar would be timed under different regimes.
+    One CPU for both keeps their ratio about the programs, not about the scheduler."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {max(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def round_trips(registry: Path, command: list[str] | None, pairs: int) -> dict[str, float]:
+    with one_cpu():
+        return _round_trips(registry, command, pairs)
+
+
+def _round_trips(registry: Path, command: list[str] | None, pairs: int) -> dict[str, float]:
     sidecar = Child(sidecar_args(registry, command), {"PORTD_LOG": "warning"})
     sidecar.line()
     times = []

@@ -7,6 +7,7 @@ assigns. A port is usable only if it binds on every interface and no live lease 
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import threading
@@ -35,8 +36,9 @@ from .registry import Lease, LeaseKey, Registry, Transaction
 
 log = logging.getLogger(__name__)
 
-# Where a candidate came from: the call, the config/plan/history, our range walk, the OS.
-Origin = Literal["asked", "named", "picked", "os"]
+# Where a candidate came from: the call, the config/plan/history, our range walk, the OS;
+# "range" stands for the whole range, searched by the claim itself (see `_claim_from_range`).
+Origin = Literal["asked", "named", "picked", "range", "os"]
 
 EventListener = Callable[[PortEvent], None]
 PlanLookup = Callable[[str], int | None]
@@ -88,6 +90,11 @@ class PortManager:
         self._lock = threading.RLock()
         self._started = time.monotonic()
         self.alive = Liveness()
+        # Where the next range walk starts: after the last port this sidecar took from the
+        # range, or at a lower one it gave back. Walking from the bottom every time costs
+        # a step per lease below (a full range of 1000 made every claim ~130 us of SQLite);
+        # the walk wraps around, so a port freed lower down is still found when needed.
+        self._range_resume = 0
 
     # --- events ----------------------------------------------------------------------
 
@@ -129,12 +136,42 @@ class PortManager:
     def allocate_port(self, service: str, preferred: int | None = None) -> int:
         key = self.key(service)
         with self._lock:
-            held = self.registry.find(key)  # a read: only a new claim takes the write lock
-            lease = (held and self.registry.renew(key)) or self._claim(key, preferred)
-        self._taken.add(key)
+            # A lease this sidecar took is renewed. Any other service is most likely new, so
+            # it is claimed at once; if another sidecar of this app holds it after all, the
+            # claim breaks the registry's one-lease-per-key rule and the lease is shared.
+            held = key in self._taken and self.registry.find(key)
+            lease = (
+                (held and self.registry.renew(key))
+                or self._claim_sticky(key, preferred)
+                or self._claim(key, preferred)
+            )
+            self._taken.add(key)
         self.counters["allocations"] += 1
         log.info("allocated %s -> %d", service, lease.port)
         return lease.port
+
+    def _claim_sticky(self, key: LeaseKey, preferred: int | None) -> Lease | None:
+        """The common case, in one read and one write: a service that asks for no port in
+        particular and has no planned one gets its port of last time back if nobody leases
+        it. None when that does not apply or does not work out (then `_claim` walks the
+        order)."""
+        if preferred is not None or (self.plan_port is not None and self.plan_port(key.service)):
+            return None
+        with self.registry.reading() as tx:  # a read: a new service has no port of last time
+            sticky = tx.last_port(key.app_id, key.service)
+        if sticky is None:
+            return None
+        try:
+            lease = self.registry.claim(key, sticky)
+        except sqlite3.IntegrityError:
+            return None  # another sidecar of this app holds the service
+        if lease is None:
+            return None
+        if probe.check_port(lease.port) != "free":
+            self.registry.release(key)  # someone else listens there now
+            return None
+        self._remember_wanted(preferred, lease.port)
+        return lease
 
     def move(self, service: str) -> tuple[int, int]:
         """Give the service a new port, never its current one: (old, new)."""
@@ -144,25 +181,39 @@ class PortManager:
             if old is None:
                 raise UnknownService(f"no lease for service {service!r}")
             new = self._claim(key, None, replacing=old)
-        self._taken.add(key)
+            self._taken.add(key)
         return old.port, new.port
 
     def _claim(self, key: LeaseKey, preferred: int | None, replacing: Lease | None = None) -> Lease:
         """Pick a port outside the write lock (the bind probe and the owner checks are the
-        slow part) and take it in a short transaction if nobody took it meanwhile. Having
-        lost that race once, pick again inside the lock: under contention every sidecar
-        eyes the same lowest free port, and retrying optimistically only repeats the race."""
+        slow part) and take it in one statement if it is still unleased. A port that needs
+        more (a dead owner's lease to clear, the old port to give up) or that someone took
+        meanwhile goes through a short transaction, which picks again inside the lock:
+        under contention every sidecar eyes the same lowest free port, and retrying
+        optimistically only repeats the race."""
         passed_over = {replacing.port} if replacing else set()
-        port, seen, origin = self._pick(self.registry, key.service, preferred, None, passed_over)
-        if origin == "picked" and replacing is None:
-            walked = self._claim_from_range(key, port)
-            if walked is not None:
-                self._remember_wanted(preferred, walked.port)
-                return walked
+        port, seen, origin = self._pick(
+            self.registry, key.service, preferred, None, passed_over, claiming=replacing is None
+        )
+        if replacing is None and seen is None:
+            try:
+                taken = (
+                    self._claim_from_range(key, port, passed_over)
+                    if origin == "range"
+                    else self.registry.claim(key, port)
+                )
+            except sqlite3.IntegrityError:
+                # Another sidecar of this same app claimed the service a moment ago: share
+                # it (or, if it is gone again already, claim it the careful way below).
+                taken = self.registry.renew(key)
+            if taken is not None:
+                self._remember_wanted(preferred, taken.port)
+                return taken
         try:
             with self.registry.transaction() as tx:
-                if tx.lease_on(port) != seen:
-                    passed_over.add(port)  # another process got there first
+                # The range is full (or all strangers'), or someone got there first.
+                if origin == "range" or port in passed_over or tx.lease_on(port) != seen:
+                    passed_over.add(port)
                     port, seen, _ = self._pick(tx, key.service, preferred, None, passed_over)
                 if seen is not None:
                     log.info("reclaiming port %d from dead owner pid %d", port, seen.owner.pid)
@@ -171,7 +222,6 @@ class PortManager:
                     tx.delete(replacing.port)
                 lease = tx.insert(port, key)
         except sqlite3.IntegrityError:
-            # Another sidecar of this same app claimed the service a moment ago: share it.
             shared = self.registry.renew(key)
             if shared is None:
                 raise
@@ -179,28 +229,25 @@ class PortManager:
         self._remember_wanted(preferred, lease.port)
         return lease
 
-    def _claim_from_range(self, key: LeaseKey, start: int) -> Lease | None:
-        """Take the first unleased port of the range from `start` in one atomic statement,
-        then make sure it binds: a port some other program holds is given back and the walk
-        goes on. None when the range has nothing left from `start` on."""
+    def _claim_from_range(self, key: LeaseKey, resume: int, strangers: set[int]) -> Lease | None:
+        """Take the first unleased port of the range from `resume` (then, wrapping around,
+        from its start) in one atomic statement, and make sure it binds: a port some
+        other program holds is given back, added to `strangers`, and the walk goes on.
+        None when the range has nothing left."""
         low, high = self.config.port_range
-        skip = (
-            [p for p in range(low, high + 1) if _never_picked(p)]
-            if high - low < 4096
-            else [p for p in BROWSER_RESTRICTED_PORTS if low <= p <= high]
-        )
-        while start <= high:
-            try:
-                lease = self.registry.claim_first_unleased(key, start, high, skip)
-            except sqlite3.IntegrityError:
-                return self.registry.renew(key)  # this same app took the service meanwhile
-            if lease is None:
-                return None
-            if probe.check_port(lease.port) == "free":
-                return lease
-            self.registry.release(key)  # a stranger listens there: give it back
-            skip.append(lease.port)
-            start = lease.port + 1
+        skip = [*_never_picked_in(low, high)]
+        for start, last in ((resume, high), (low, resume - 1)):
+            while start <= last:
+                lease = self.registry.claim_first_unleased(key, start, last, skip)
+                if lease is None:
+                    break
+                if probe.check_port(lease.port) == "free":
+                    self._range_resume = lease.port + 1
+                    return lease
+                self.registry.release(key)  # a stranger listens there: give it back
+                skip.append(lease.port)
+                strangers.add(lease.port)
+                start = lease.port + 1
         return None
 
     def _remember_wanted(self, preferred: int | None, got: int) -> None:
@@ -217,17 +264,19 @@ class PortManager:
         preferred: int | None,
         port_range: tuple[int, int] | None,
         passed_over: set[int] | frozenset[int] = frozenset(),
+        claiming: bool = False,
     ) -> tuple[int, Lease | None, Origin]:
         """The first usable candidate, the (dead) lease it still carries, if any, and where
-        it came from: read
-        from the registry as it is, or inside a claim's transaction. Ports found unusable
-        join a mutable `passed_over`, so that a second pick, inside the lock after a lost
-        race, walks only what is left and holds the lock as briefly as it can."""
+        it came from: read from the registry as it is, or inside a claim's transaction.
+        Ports found unusable join a mutable `passed_over`, so that a second pick, inside
+        the lock after a lost race, walks only what is left and holds the lock as briefly
+        as it can. When `claiming`, the range comes as one candidate that the claim
+        searches itself (and bind-checks what it gets)."""
         if isinstance(source, Registry):
             with source.reading() as tx:
-                return self._pick(tx, service, preferred, port_range, passed_over)
-        for port, origin in self._candidates(source, service, preferred, port_range):
-            if port not in passed_over:
+                return self._pick(tx, service, preferred, port_range, passed_over, claiming)
+        for port, origin in self._candidates(source, service, preferred, port_range, claiming):
+            if port not in passed_over or origin == "range":
                 usable, seen = self._usable(source, port, origin)
                 if usable:
                     return port, seen, origin
@@ -241,8 +290,10 @@ class PortManager:
         service: str | None,
         preferred: int | None,
         port_range: tuple[int, int] | None,
+        claiming: bool = False,
     ) -> Iterator[tuple[int, Origin]]:
-        """Each candidate port and where it came from, in the mission's order."""
+        """Each candidate port and where it came from, in the mission's order. A claim
+        takes the range as one candidate, from where the last range claim ended."""
         if preferred is not None:
             yield preferred, "asked"
         if service is not None:
@@ -253,14 +304,23 @@ class PortManager:
         if port_range is None:
             yield self.config.preferred_port, "named"
         low, high = port_range or self.config.port_range
-        port = low
-        while port <= high and (port := tx.next_unleased(port, high) or high + 1) <= high:
-            yield port, "picked"
-            port += 1
+        resume = self._range_resume if port_range is None else low
+        if not low <= resume <= high:
+            resume = low
+        if claiming:
+            yield resume, "range"
+            return
+        for first, last in ((resume, high), (low, resume - 1)):
+            port = first
+            while port <= last and (port := tx.next_unleased(port, last) or last + 1) <= last:
+                yield port, "picked"
+                port += 1
         for _ in range(self.config.max_retries):  # 0: never leave the range
             yield probe.os_assigned_port(), "os"
 
     def _usable(self, tx: Transaction, port: int, origin: Origin) -> tuple[bool, Lease | None]:
+        if origin == "range":
+            return True, None
         # Ports named by number (asked for, planned, sticky, configured) may be ones browsers
         # refuse; ports we pick ourselves never are.
         if origin in ("picked", "os") and (
@@ -296,7 +356,9 @@ class PortManager:
     def release_port(self, service: str) -> None:
         key = self.key(service)
         self._taken.discard(key)
-        if self.registry.release(key) is not None:
+        port = self.registry.release(key)
+        if port is not None:
+            self._range_resume = min(self._range_resume, port)
             self.counters["releases"] += 1
             log.info("released %s", service)
 
@@ -318,6 +380,10 @@ class PortManager:
         (the app is gone but a server it started still listens): those stay on record so
         that `portd who` can name them and `reclaim_orphan` can end them."""
         owner_alive = is_alive(self.owner)
+        with self._lock:  # a call still being answered finishes first, or finds us done
+            self._release_taken(owner_alive)
+
+    def _release_taken(self, owner_alive: bool) -> None:
         for key in list(self._taken):
             with self.registry.transaction() as tx:
                 lease = tx.find(key)
@@ -417,8 +483,17 @@ class PortManager:
         )
 
 
-def _never_picked(port: int) -> bool:
-    return probe.is_browser_restricted(port) or probe.excluded_range_of(port) is not None
+@functools.lru_cache(maxsize=16)
+def _never_picked_in(low: int, high: int) -> tuple[int, ...]:
+    """The ports of a range that a range walk must skip: browser-restricted, or in a
+    Windows excluded range (a wide range is too long to list: browsers' list only)."""
+    if high - low >= 4096:
+        return tuple(p for p in BROWSER_RESTRICTED_PORTS if low <= p <= high)
+    return tuple(
+        p
+        for p in range(low, high + 1)
+        if probe.is_browser_restricted(p) or probe.excluded_range_of(p) is not None
+    )
 
 
 def _excluded_note(port: int) -> str:

@@ -64,6 +64,8 @@ def check_port(port: int, host: str | None = None) -> PortStatus:
     EACCES is "denied", not "in use": a privileged port, a firewall rule or, on Windows, an
     excluded range. The caller says why it skipped the port instead of calling it busy.
     """
+    if host is None and _DUAL_STACK_COVERS_IPV4 and has_ipv6():
+        return _check_dual_stack(port)
     for family, address in _bind_targets(host):
         try:
             with _probe_socket(family) as sock:
@@ -76,6 +78,26 @@ def check_port(port: int, host: str | None = None) -> PortStatus:
             if family == socket.AF_INET6 and host is None and exc.errno in _NO_IPV6:
                 continue
             if exc.errno == errno.EADDRINUSE or getattr(exc, "winerror", None) == 10048:
+                return "in_use"
+            raise
+    return "free"
+
+
+# On Linux one dual-stack socket bound to [::] conflicts with every IPv4 and IPv6 bind of the
+# port, so it answers for both families at half the cost. Elsewhere (BSD, macOS, Windows) a
+# wildcard bind may coexist with a more specific one: bind each family.
+_DUAL_STACK_COVERS_IPV4 = sys.platform.startswith("linux")
+
+
+def _check_dual_stack(port: int) -> PortStatus:
+    with _probe_socket(socket.AF_INET6) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        try:
+            sock.bind(("::", port))
+        except OSError as exc:
+            if exc.errno == errno.EACCES:
+                return "denied"
+            if exc.errno == errno.EADDRINUSE:
                 return "in_use"
             raise
     return "free"

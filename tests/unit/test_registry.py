@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from portd.process import ProcessIdentity
-from portd.registry import SCHEMA_VERSION, LeaseKey, Registry, RegistryOpenError
+from portd.registry import PAGE_SIZE, SCHEMA_VERSION, LeaseKey, Registry, RegistryOpenError
 
 ME = ProcessIdentity(os.getpid(), 1.0)
 OTHER = ProcessIdentity(os.getpid(), 2.0)
@@ -85,7 +85,7 @@ def test_release_removes_only_that_keys_lease(registry: Registry) -> None:
     with registry.transaction() as tx:
         tx.insert(1500, key("a"))
         tx.insert(1501, key("b"))
-    assert registry.release(key("a")).port == 1500  # type: ignore[union-attr]
+    assert registry.release(key("a")) == 1500
     assert registry.release(key("a")) is None
     assert [lease.port for lease in registry.leases()] == [1501]
 
@@ -176,3 +176,78 @@ def test_claim_first_unleased_never_gives_a_key_a_second_lease(registry: Registr
     registry.claim_first_unleased(key("vite"), 3200, 3210, [])
     with pytest.raises(sqlite3.IntegrityError):
         registry.claim_first_unleased(key("vite"), 3200, 3210, [])
+
+
+def test_claim_takes_a_port_only_while_it_has_no_lease(registry: Registry) -> None:
+    lease = registry.claim(key("a"), 3300)
+    assert lease is not None and lease.port == 3300 and lease.key == key("a")
+    assert registry.claim(key("b"), 3300) is None
+    assert registry.lease_on(3300) == lease
+
+
+def test_claim_last_port_gives_a_service_its_port_of_last_time(registry: Registry) -> None:
+    assert registry.claim_last_port(key("vite")) is None  # no history yet
+    registry.claim(key("vite"), 3400)
+    registry.release(key("vite"))
+    again = registry.claim_last_port(key("vite", owner=OTHER))
+    assert again is not None and again.port == 3400 and again.owner == OTHER
+
+
+def test_claim_last_port_leaves_a_port_someone_else_leases(registry: Registry) -> None:
+    registry.claim(key("vite"), 3500)
+    registry.release(key("vite"))
+    registry.claim(key("intruder"), 3500)
+    assert registry.claim_last_port(key("vite")) is None
+    assert registry.lease_on(3500).service == "intruder"  # type: ignore[union-attr]
+
+
+def test_the_last_port_follows_a_service_that_moved(registry: Registry) -> None:
+    registry.claim(key("vite"), 3600)
+    registry.release(key("vite"))
+    registry.claim(key("vite"), 3601)
+    with registry.reading() as tx:
+        assert tx.last_port("app", "vite") == 3601
+
+
+def test_a_new_registry_uses_small_pages(tmp_path: Path) -> None:
+    path = tmp_path / "small.sqlite3"
+    Registry.open(path).close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+
+
+SCHEMA_2 = """
+PRAGMA journal_mode = WAL;
+CREATE TABLE leases (
+    port INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 65535), service TEXT NOT NULL,
+    app_id TEXT NOT NULL, owner_pid INTEGER NOT NULL, owner_started REAL NOT NULL,
+    holders TEXT NOT NULL DEFAULT '[]', created_at INTEGER NOT NULL,
+    renewed_at INTEGER NOT NULL, UNIQUE (owner_pid, owner_started, app_id, service));
+CREATE TABLE last_ports (app_id TEXT NOT NULL, service TEXT NOT NULL, port INTEGER NOT NULL,
+    PRIMARY KEY (app_id, service));
+CREATE TRIGGER remember_last_port AFTER INSERT ON leases BEGIN
+    INSERT OR REPLACE INTO last_ports (app_id, service, port)
+    VALUES (NEW.app_id, NEW.service, NEW.port);
+END;
+INSERT INTO leases VALUES (4000, 'api', 'app', 1, 1.0, '[]', 0, 0);
+PRAGMA user_version = 2;
+"""
+
+
+def test_a_schema_2_registry_is_upgraded_in_place_and_keeps_its_leases(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_2)
+    registry = Registry.open(path)
+    try:
+        assert registry.lease_on(4000).service == "api"  # type: ignore[union-attr]
+        registry.claim(key("vite"), 4001)
+        with registry.reading() as tx:
+            assert tx.last_port("app", "api") == 4000
+            assert tx.last_port("app", "vite") == 4001
+    finally:
+        registry.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        trigger = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        assert len(trigger) == 1 and "WHEN NOT EXISTS" in trigger[0][0]

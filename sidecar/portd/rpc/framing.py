@@ -133,9 +133,13 @@ class LspDecoder:
         return True
 
 
+# One encoder for every frame: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode_json(message: object) -> bytes:
     """One message as compact UTF-8 JSON: the body of every frame we send."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODE(message).encode()
 
 
 def encode(body: bytes, framing: Framing) -> bytes:

@@ -11,22 +11,24 @@ if TYPE_CHECKING:
 
 
 def build_handlers(session: Session) -> dict[str, Handler]:
-    ports, monitor, health, plans = session.manager, session.monitor, session.health, session.plans
+    # The monitor and health checker exist once the event loop does; only slow methods,
+    # which wait for that loop, use them, so they are looked up at call time.
+    ports, plans = session.manager, session.plans
     table: dict[str, Any] = {
         "init_port_manager": lambda p: ports.init_port_manager(p.config),
         "find_available_port": lambda p: ports.find_available_port(p.preferred, p.range),
         "allocate_port": lambda p: ports.allocate_port(p.service_name, p.preferred_port),
         "release_port": lambda p: ports.release_port(p.service_name),
         "is_port_available": lambda p: ports.is_port_available(p.port, p.host),
-        "port_health_check": lambda p: health.port_health_check(p.service_name),
-        "check_port_conflicts": lambda p: monitor.check_port_conflicts(),
-        "handle_port_conflict": lambda p: monitor.handle_port_conflict(p.service_name),
+        "port_health_check": lambda p: session.health.port_health_check(p.service_name),
+        "check_port_conflicts": lambda p: session.monitor.check_port_conflicts(),
+        "handle_port_conflict": lambda p: session.monitor.handle_port_conflict(p.service_name),
         "get_port_info": lambda p: ports.get_port_info(p.service_name),
         "get_port_stats": lambda p: ports.get_port_stats(),
-        "perform_health_check": lambda p: health.perform_health_check(),
+        "perform_health_check": lambda p: session.health.perform_health_check(),
         "get_port_owner": lambda p: ports.get_port_owner(p.port),
-        "attach_process": lambda p: monitor.attach_process(p.service_name, p.pid),
-        "reclaim_orphan": lambda p: monitor.reclaim_orphan(p.port),
+        "attach_process": lambda p: session.monitor.attach_process(p.service_name, p.pid),
+        "reclaim_orphan": lambda p: session.monitor.reclaim_orphan(p.port),
         "get_stats": lambda p: ports.get_stats(),
         "shutdown": lambda p: session.shutdown(),
         "load_port_plan": lambda p: plans.load_port_plan(p.path),

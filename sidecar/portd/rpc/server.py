@@ -1,19 +1,17 @@
 """The sidecar on stdio: the only writer of stdout, and the owner of the process lifecycle.
 
 Start-up order matters to the app waiting on us: claim stdout, send `ready`, and only then
-import the engine (pydantic, jsonrpcserver, psutil cost most of the start-up) while the app's
-first request is on its way. Requests that arrive meanwhile wait in the pipe (or, where the
-event loop cannot watch stdin, in the reader thread's inbox), never lost.
+import the engine (pydantic and psutil cost most of the start-up) while the app's first
+request is on its way. Requests that arrive meanwhile wait in the stdin reader, never lost;
+quick ones are answered before the event loop and the monitor are even imported.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import stat
 import sys
 import threading
-from collections import deque
 
 from .. import PROTOCOL_VERSION
 from .framing import encode, encode_json
@@ -43,10 +41,13 @@ class ServeOptions:
 
 
 class FrameWriter:
-    """Writes whole frames to the saved stdout fd, one per message, unbuffered."""
+    """Writes whole frames to the saved stdout fd, one per message, unbuffered. The stdin
+    thread (quick answers) and the event loop (slow answers, events) both send: a lock
+    keeps each frame whole."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._lock = threading.Lock()
         self.framing: Framing | None = None
         self.closed = False
 
@@ -55,95 +56,68 @@ class FrameWriter:
         self.send_frame(encode(body, self.framing or "ndjson"))
 
     def send_frame(self, frame: bytes) -> None:
-        if self.closed:
-            return
-        view = memoryview(frame)
-        try:
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except OSError as exc:  # EPIPE: the app closed our stdout; keep serving regardless
-            self.closed = True
-            import logging
+        with self._lock:
+            if self.closed:
+                return
+            view = memoryview(frame)
+            try:
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError as exc:  # EPIPE: the app closed our stdout; keep serving regardless
+                self.closed = True
+                import logging
 
-            logging.getLogger("portd").warning(
-                "stdout closed (%s); answers are dropped from now on", exc
-            )
+                logging.getLogger("portd").warning(
+                    "stdout closed (%s); answers are dropped from now on", exc
+                )
 
 
-class Inbox:
-    """Chunks of stdin from the reader thread, handed to the event loop."""
+class StdinReader:
+    """Reads stdin on a thread of its own from the first moment, and hands each chunk (b""
+    at EOF) to the session on that same thread, in order: a quick call is answered by the
+    thread that read it, with no event-loop pass in between, which is most of the round
+    trip a bare echo child does not pay. Until the session exists, chunks wait here; the
+    pipe never fills while the engine loads. A thread, not the event loop, also reads
+    Windows pipes and regular files alike."""
 
     def __init__(self) -> None:
-        self._chunks: deque[bytes] = deque()
-        self._lock = threading.Lock()
-        self._wake: Callable[[], None] | None = None
-        self.threaded = False  # fed by the reader thread, not by the event loop
+        self._lock = threading.Lock()  # also keeps one feeder at a time
+        self._waiting: list[bytes] = []
+        self._consumer: Callable[[bytes], None] | None = None
+        threading.Thread(target=self._run, name="stdin", daemon=True).start()
 
-    def put(self, chunk: bytes) -> None:
-        with self._lock:
-            self._chunks.append(chunk)
-            wake = self._wake
-        if wake is not None:
-            wake()
+    def _run(self) -> None:
+        fd = sys.stdin.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except OSError:
+                chunk = _EOF
+            with self._lock:
+                if self._consumer is None:
+                    self._waiting.append(chunk)
+                else:
+                    self._feed(chunk)
+            if not chunk:
+                return
 
-    def take(self) -> list[bytes]:
-        with self._lock:
-            chunks = list(self._chunks)
-            self._chunks.clear()
-        return chunks
-
-    def on_arrival(self, wake: Callable[[], None]) -> None:
-        with self._lock:
-            self._wake = wake
-            pending = bool(self._chunks)
-        if pending:
-            wake()
-
-
-def _read_stdin(inbox: Inbox) -> None:
-    fd = sys.stdin.fileno()
-    while True:
+    def _feed(self, chunk: bytes) -> None:
+        assert self._consumer is not None
         try:
-            chunk = os.read(fd, 1 << 16)
-        except OSError:
-            chunk = _EOF
-        inbox.put(chunk)
-        if not chunk:
-            return
+            self._consumer(chunk)
+        except Exception:  # a bug of ours must not stop stdin from being read
+            import logging
 
+            logging.getLogger("portd").exception("failed to handle input")
 
-def start_reader_thread(inbox: Inbox) -> None:
-    inbox.threaded = True
-    threading.Thread(target=_read_stdin, args=(inbox,), name="stdin", daemon=True).start()
-
-
-def stdin_is_pollable() -> bool:
-    """On POSIX a pipe, socket or terminal can be watched by the event loop itself, which
-    saves a thread hop per message; until the loop runs, the kernel's pipe buffer holds what
-    the app writes. Windows pipes and regular files need the reader thread."""
-    if os.name != "posix":
-        return False
-    try:
-        mode = os.fstat(sys.stdin.fileno()).st_mode
-    except (OSError, ValueError):
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
-
-
-def read_stdin_when_ready(inbox: Inbox) -> None:
-    """The event loop's callback for a readable stdin (see `stdin_is_pollable`)."""
-    fd = sys.stdin.fileno()
-    try:
-        chunk = os.read(fd, 1 << 16)
-    except BlockingIOError:
-        return
-    except OSError:
-        chunk = _EOF
-    if not chunk:
-        import asyncio  # loaded by then; not at import time, which comes before `ready`
-
-        asyncio.get_running_loop().remove_reader(fd)
-    inbox.put(chunk)
+    def attach(self, consumer: Callable[[bytes], None]) -> None:
+        """Feed `consumer` what has arrived so far (on the calling thread), then everything
+        that follows (on the reader thread)."""
+        with self._lock:
+            self._consumer = consumer
+            for chunk in self._waiting:
+                self._feed(chunk)
+            self._waiting.clear()
 
 
 def claim_stdout() -> int:
@@ -212,9 +186,7 @@ def ready_message(options: ServeOptions, framing: Framing, launch: Launch) -> di
 
 def serve(options: ServeOptions) -> int:
     writer = FrameWriter(claim_stdout())
-    inbox = Inbox()
-    if not stdin_is_pollable():
-        start_reader_thread(inbox)
+    reader = StdinReader()
     stop = StopSignal()
     launch = Launch(options.parent_pid)
     if options.framing in ("ndjson", "lsp"):
@@ -222,14 +194,18 @@ def serve(options: ServeOptions) -> int:
         writer.framing = framing
         writer.send(ready_message(options, framing, launch))
 
+    # pydantic would otherwise scan every installed package for plugins and run them: a
+    # sidecar runs its own code only (and the scan costs start-up time).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from .._logging import configure
 
     configure("info")
     from .session import Session  # the engine: imported while the first request travels
 
-    session = Session.start(options, writer, inbox, stop, launch)
+    session = Session.start(options, writer, stop, launch)
     if session is None:
         return 2
+    reader.attach(session.feed)  # the first calls are answered before the event loop loads
     code = session.run()
     if session.keep_leases:
         _remove_own_unpack_folder()
