@@ -7,7 +7,6 @@ assigns. A port is usable only if it binds on every interface and no live lease 
 
 from __future__ import annotations
 
-import functools
 import logging
 import sqlite3
 import threading
@@ -19,11 +18,10 @@ from typing import Literal
 from pydantic import ValidationError
 
 from . import probe
-from ._known_ports import BROWSER_RESTRICTED_PORTS
-from .process import ProcessIdentity, descends_from, describe, is_alive
+from .lease_state import port_info, port_owner
+from .process import Liveness, ProcessIdentity, is_alive
 from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied, UnknownService
 from .protocol.models import (
-    LeaseState,
     PortConfig,
     PortConfigUpdate,
     PortEvent,
@@ -42,33 +40,6 @@ Origin = Literal["asked", "named", "picked", "range", "os"]
 
 EventListener = Callable[[PortEvent], None]
 PlanLookup = Callable[[str], int | None]
-
-
-class Liveness:
-    """Is a lease's owner alive? Asked for every lease a claim walks past, so answers are
-    remembered: "dead" for good (a pid with that start time never comes back), "alive" for
-    a second (an owner that just died costs at most a skipped port, never a double lease)."""
-
-    TRUST_ALIVE = 1.0
-
-    def __init__(self) -> None:
-        self._dead: set[ProcessIdentity] = set()
-        self._alive_until: dict[ProcessIdentity, float] = {}
-
-    def __call__(self, ident: ProcessIdentity, fresh: bool = False) -> bool:
-        if ident in self._dead:
-            return False
-        now = time.monotonic()
-        if not fresh and self._alive_until.get(ident, 0.0) > now:
-            return True
-        if is_alive(ident):
-            if len(self._alive_until) > 4096:
-                self._alive_until.clear()
-            self._alive_until[ident] = now + self.TRUST_ALIVE
-            return True
-        self._dead.add(ident)
-        self._alive_until.pop(ident, None)
-        return False
 
 
 class PortManager:
@@ -235,7 +206,7 @@ class PortManager:
         other program holds is given back, added to `strangers`, and the walk goes on.
         None when the range has nothing left."""
         low, high = self.config.port_range
-        skip = [*_never_picked_in(low, high)]
+        skip = [*probe.never_picked_in(low, high)]
         for start, last in ((resume, high), (low, resume - 1)):
             while start <= last:
                 lease = self.registry.claim_first_unleased(key, start, last, skip)
@@ -338,7 +309,9 @@ class PortManager:
                 return False, None
         status = probe.check_port(port)
         if status == "denied":
-            log.warning("port %d skipped: permission denied (EACCES)%s", port, _excluded_note(port))
+            log.warning(
+                "port %d skipped: permission denied (EACCES)%s", port, probe.excluded_note(port)
+            )
         return status == "free", lease
 
     def _exhausted(
@@ -400,7 +373,9 @@ class PortManager:
     def is_port_available(self, port: int, host: str | None = None) -> bool:
         status = probe.check_port(port, host)
         if status == "denied":
-            raise PermissionDenied(f"port {port}: permission denied (EACCES){_excluded_note(port)}")
+            raise PermissionDenied(
+                f"port {port}: permission denied (EACCES){probe.excluded_note(port)}"
+            )
         if status != "free":
             return False
         lease = self.registry.lease_on(port)
@@ -415,34 +390,19 @@ class PortManager:
 
     def get_port_info(self, service: str) -> PortInfo:
         lease = self.lease_of(service)
-        return self.port_info(lease, probe.listening_pids({lease.port}))
+        return port_info(lease, probe.listening_pids({lease.port}))
 
     def get_port_stats(self) -> dict[str, PortInfo]:
         leases = self.registry.leases(self.owner, self.config.app_id)
         pids = probe.listening_pids({lease.port for lease in leases})
-        return {lease.service: self.port_info(lease, pids) for lease in leases}
+        return {lease.service: port_info(lease, pids) for lease in leases}
 
     def get_port_owner(self, port: int) -> PortOwner | None:
         pids = sorted({s.pid or 0 for s in probe.listeners_on(port)})
         lease = self.registry.lease_on(port)
         if not pids and lease is None:
             return None
-        info = self.port_info(lease, {port: pids}) if lease else None
-        proc = next((p for p in map(describe, pids) if p is not None), None)
-        if proc is None:
-            return PortOwner(
-                port=port, lease=info, orphan=info is not None and info.state == "orphan"
-            )
-        return PortOwner(
-            port=port,
-            pid=proc.pid,
-            name=proc.name,
-            user=proc.user,
-            cmdline=proc.cmdline,
-            started_at=int(proc.started * 1000),
-            lease=info,
-            orphan=info is not None and info.state == "orphan",
-        )
+        return port_owner(port, lease, pids)
 
     def get_stats(self) -> Stats:
         c = self.counters
@@ -454,48 +414,3 @@ class PortManager:
             health_checks=c["health_checks"],
             uptime=round(time.monotonic() - self._started, 3),
         )
-
-    # --- lease state -----------------------------------------------------------------
-
-    def is_rightful(self, lease: Lease, pid: int) -> bool:
-        if any(h.pid == pid and is_alive(h) for h in lease.holders):
-            return True
-        return is_alive(lease.owner) and descends_from(pid, lease.owner.pid)
-
-    def state_of(self, lease: Lease, pids: list[int] | None) -> LeaseState:
-        if not is_alive(lease.owner):
-            return "orphan" if any(is_alive(h) for h in lease.holders) else "leased"
-        if not pids:  # nobody listens (None: not looked, []: looked and found no one)
-            return "leased"
-        if all(self.is_rightful(lease, pid) for pid in pids):
-            return "listening"
-        return "conflict"
-
-    def port_info(self, lease: Lease, pids_by_port: dict[int, list[int]]) -> PortInfo:
-        return PortInfo(
-            service=lease.service,
-            port=lease.port,
-            app_id=lease.key.app_id,
-            owner_pid=lease.owner.pid,
-            holder_pids=[h.pid for h in lease.holders],
-            state=self.state_of(lease, pids_by_port.get(lease.port)),
-            allocated_at=lease.created_at,
-        )
-
-
-@functools.lru_cache(maxsize=16)
-def _never_picked_in(low: int, high: int) -> tuple[int, ...]:
-    """The ports of a range that a range walk must skip: browser-restricted, or in a
-    Windows excluded range (a wide range is too long to list: browsers' list only)."""
-    if high - low >= 4096:
-        return tuple(p for p in BROWSER_RESTRICTED_PORTS if low <= p <= high)
-    return tuple(
-        p
-        for p in range(low, high + 1)
-        if probe.is_browser_restricted(p) or probe.excluded_range_of(p) is not None
-    )
-
-
-def _excluded_note(port: int) -> str:
-    excluded = probe.excluded_range_of(port)
-    return f" (in the Windows excluded range {excluded[0]}-{excluded[1]})" if excluded else ""

@@ -19,6 +19,7 @@ import psutil
 
 from . import probe
 from .health import HealthChecker
+from .lease_state import is_rightful
 from .manager import PortManager
 from .process import ProcessIdentity, identify, is_alive, is_same_user
 from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied
@@ -155,7 +156,7 @@ class Monitor:
         for sock in sockets:
             pid, uid = pids.get(sock), sock.uid
             if pid:
-                if self.manager.is_rightful(lease, pid):
+                if is_rightful(lease, pid):
                     self._record_holder(lease, pid)
                 else:
                     foreign.add(pid)

@@ -247,3 +247,20 @@ def excluded_port_ranges() -> tuple[tuple[int, int], ...]:
 
 def excluded_range_of(port: int) -> tuple[int, int] | None:
     return next(((lo, hi) for lo, hi in excluded_port_ranges() if lo <= port <= hi), None)
+
+
+@functools.cache
+def never_picked_in(low: int, high: int) -> tuple[int, ...]:
+    """The ports of a range that a range walk must skip: browser-restricted, or in a
+    Windows excluded range (a wide range is too long to list: browsers' list only)."""
+    if high - low >= 4096:
+        return tuple(p for p in BROWSER_RESTRICTED_PORTS if low <= p <= high)
+    return tuple(
+        p for p in range(low, high + 1) if is_browser_restricted(p) or excluded_range_of(p)
+    )
+
+
+def excluded_note(port: int) -> str:
+    """Why a port was denied, when Windows reserved it."""
+    excluded = excluded_range_of(port)
+    return f" (in the Windows excluded range {excluded[0]}-{excluded[1]})" if excluded else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -110,4 +111,31 @@ def _is_bootloader(pid: int) -> bool:
     try:
         return os.path.realpath(psutil.Process(pid).exe()) == os.path.realpath(sys.executable)
     except (psutil.NoSuchProcess, psutil.AccessDenied, OSError):
+        return False
+
+
+class Liveness:
+    """Is a lease's owner alive? Asked for every lease a claim walks past, so answers are
+    remembered: "dead" for good (a pid with that start time never comes back), "alive" for
+    a second (an owner that just died costs at most a skipped port, never a double lease)."""
+
+    TRUST_ALIVE = 1.0
+
+    def __init__(self) -> None:
+        self._dead: set[ProcessIdentity] = set()
+        self._alive_until: dict[ProcessIdentity, float] = {}
+
+    def __call__(self, ident: ProcessIdentity, fresh: bool = False) -> bool:
+        if ident in self._dead:
+            return False
+        now = time.monotonic()
+        if not fresh and self._alive_until.get(ident, 0.0) > now:
+            return True
+        if is_alive(ident):
+            if len(self._alive_until) > 4096:
+                self._alive_until.clear()
+            self._alive_until[ident] = now + self.TRUST_ALIVE
+            return True
+        self._dead.add(ident)
+        self._alive_until.pop(ident, None)
         return False

@@ -153,6 +153,7 @@ def record_holders(
     """Remember the rightful listeners of live leases, as the sidecar's monitor does, so that
     when the owner (a shell) exits while its server keeps the port, `who` can call that
     server an orphan. True if anything was recorded."""
+    from ..lease_state import is_rightful
     from ..process import identify, is_alive
 
     recorded = False
@@ -163,7 +164,7 @@ def record_holders(
             continue
         for pid in listening:
             ident = identify(pid)
-            if ident is not None and manager.is_rightful(lease, pid):
+            if ident is not None and is_rightful(lease, pid):
                 manager.add_holder(lease, ident)
                 recorded = True
     return recorded

@@ -123,7 +123,7 @@ def next_port(args: argparse.Namespace) -> int:
 
 
 def _live_leases(registry: Registry) -> dict[int, Lease]:
-    from ..manager import Liveness
+    from ..process import Liveness
 
     alive = Liveness()
     return {

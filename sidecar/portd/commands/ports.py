@@ -124,6 +124,7 @@ def _state_text(owner: PortOwner, info: PortInfo, lease: Lease | None) -> str:
 
 
 def ls(args: argparse.Namespace) -> int:
+    from ..lease_state import port_info
     from ..process import is_alive
 
     registry = open_registry(args.registry, create=False)
@@ -133,7 +134,7 @@ def ls(args: argparse.Namespace) -> int:
     if record_holders(manager, leases, pids):
         leases = registry.leases()
     names = Names()
-    infos = [manager.port_info(lease, pids) for lease in leases]
+    infos = [port_info(lease, pids) for lease in leases]
     alive = {lease.port: is_alive(lease.owner) for lease in leases}
     leased = {lease.port for lease in leases}
     unleased = (
@@ -248,7 +249,7 @@ def free(args: argparse.Namespace) -> int:
 
 
 def _live_leased(manager: PortManager, low: int, high: int) -> set[int]:
-    from ..manager import Liveness
+    from ..process import Liveness
 
     alive = Liveness()
     return {
