@@ -55,7 +55,8 @@ class PortManager:
         self.config = config or PortConfig()
         self.plan_port = plan_port
         self.counters: Counter[str] = Counter()
-        self._taken: set[LeaseKey] = set()  # what this sidecar must release on a clean exit
+        self._taken: dict[LeaseKey, int] = {}  # leased here, to release on a clean exit
+        self._given_back: dict[LeaseKey, int] = {}  # released here: their port of last time
         self.wanted: set[int] = set()  # preferred ports that were taken: announce when free
         self._listeners: list[EventListener] = []
         self._lock = threading.RLock()
@@ -116,20 +117,22 @@ class PortManager:
                 or self._claim_sticky(key, preferred)
                 or self._claim(key, preferred)
             )
-            self._taken.add(key)
+            self._taken[key] = lease.port
         self.counters["allocations"] += 1
         log.info("allocated %s -> %d", service, lease.port)
         return lease.port
 
     def _claim_sticky(self, key: LeaseKey, preferred: int | None) -> Lease | None:
-        """The common case, in one read and one write: a service that asks for no port in
-        particular and has no planned one gets its port of last time back if nobody leases
-        it. None when that does not apply or does not work out (then `_claim` walks the
-        order)."""
+        """The common case: a service that asks for no port in particular and has no
+        planned one gets its port of last time back if nobody leases it, in one write (and
+        a read, unless this sidecar released it). None when that does not apply or does not
+        work out (then `_claim` walks the order)."""
         if preferred is not None or (self.plan_port is not None and self.plan_port(key.service)):
             return None
-        with self.registry.reading() as tx:  # a read: a new service has no port of last time
-            sticky = tx.last_port(key.app_id, key.service)
+        sticky = self._given_back.pop(key, None)
+        if sticky is None:  # not one this sidecar gave back: ask the registry (a read)
+            with self.registry.reading() as tx:
+                sticky = tx.last_port(key.app_id, key.service)
         if sticky is None:
             return None
         try:
@@ -152,7 +155,7 @@ class PortManager:
             if old is None:
                 raise UnknownService(f"no lease for service {service!r}")
             new = self._claim(key, None, replacing=old)
-            self._taken.add(key)
+            self._taken[key] = new.port
         return old.port, new.port
 
     def _claim(self, key: LeaseKey, preferred: int | None, replacing: Lease | None = None) -> Lease:
@@ -328,10 +331,11 @@ class PortManager:
 
     def release_port(self, service: str) -> None:
         key = self.key(service)
-        self._taken.discard(key)
-        port = self.registry.release(key)
-        if port is not None:
-            self._range_resume = min(self._range_resume, port)
+        port = self._taken.pop(key, None)
+        if self.registry.release(key):
+            if port is not None:  # ours (it may be another sidecar's lease of this app)
+                self._given_back[key] = port
+                self._range_resume = min(self._range_resume, port)
             self.counters["releases"] += 1
             log.info("released %s", service)
 
@@ -366,7 +370,7 @@ class PortManager:
                     log.info("keeping %s on port %d as an orphan", key.service, lease.port)
                     continue
                 tx.delete(lease.port)
-            self._taken.discard(key)
+            del self._taken[key]
 
     # --- queries ---------------------------------------------------------------------
 

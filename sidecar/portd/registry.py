@@ -260,31 +260,21 @@ class Registry:
         return self._insert_one(
             key,
             f"INSERT INTO leases ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, '[]', ?, ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM leases WHERE port = ?) RETURNING port",
+            "WHERE NOT EXISTS (SELECT 1 FROM leases WHERE port = ?)",
             lambda now: (port, *key.fields(), now, now, port),
-        )
-
-    def claim_last_port(self, key: LeaseKey) -> Lease | None:
-        """Lease the port the key's app and service had last time, if it has no lease, in
-        one statement. IntegrityError if the key holds a lease already."""
-        return self._insert_one(
-            key,
-            f"INSERT INTO leases ({_COLUMNS}) "
-            "SELECT l.port, l.service, l.app_id, ?, ?, '[]', ?, ? FROM last_ports l "
-            "WHERE l.app_id = ? AND l.service = ? "
-            "AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = l.port) RETURNING port",
-            lambda now: (key.owner.pid, key.owner.started, now, now, key.app_id, key.service),
         )
 
     def _insert_one(
         self, key: LeaseKey, statement: str, args: Callable[[int], tuple[object, ...]]
     ) -> Lease | None:
-        """Run an INSERT that returns the port of the lease it made for `key`, if any."""
+        """Run an INSERT of at most one lease for `key`: the lease, if it made one. The
+        port is the row's rowid; no RETURNING, which makes SQLite buffer the result."""
         now = now_ms()
         with self._lock:
-            row = self._execute(statement, args(now)).fetchone()
+            cursor = self._execute(statement, args(now))
             self._own_writes += 1
-        return Lease(row[0], key, (), now, now) if row else None
+            port = cursor.lastrowid if cursor.rowcount == 1 else None
+        return None if port is None else Lease(port, key, (), now, now)
 
     def claim_first_unleased(
         self, key: LeaseKey, start: int, high: int, skip: list[int]
@@ -304,17 +294,16 @@ class Registry:
             ") c WHERE c.p BETWEEN ? AND ?"
             " AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = c.p)"
             " AND c.p NOT IN (SELECT value FROM json_each(?))"
-            " ORDER BY c.p LIMIT 1 RETURNING port",
+            " ORDER BY c.p LIMIT 1",
             lambda now: (*key.fields(), now, now, start, *window, skipped, *window, skipped),
         )
 
-    def release(self, key: LeaseKey) -> int | None:
-        """End the key's lease: the port it had, or None if it had none."""
+    def release(self, key: LeaseKey) -> bool:
+        """End the key's lease; False if it had none."""
         with self._lock:
-            row = self._execute(f"DELETE FROM leases WHERE {_KEY} RETURNING port", key.params())
-            released = row.fetchone()
+            released = self._execute(f"DELETE FROM leases WHERE {_KEY}", key.params()).rowcount
             self._own_writes += 1
-        return None if released is None else int(released[0])
+        return released == 1
 
     def _write_one(self, statement: str, args: tuple[object, ...]) -> Lease | None:
         with self._lock:

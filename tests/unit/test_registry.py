@@ -85,8 +85,8 @@ def test_release_removes_only_that_keys_lease(registry: Registry) -> None:
     with registry.transaction() as tx:
         tx.insert(1500, key("a"))
         tx.insert(1501, key("b"))
-    assert registry.release(key("a")) == 1500
-    assert registry.release(key("a")) is None
+    assert registry.release(key("a")) is True
+    assert registry.release(key("a")) is False
     assert [lease.port for lease in registry.leases()] == [1501]
 
 
@@ -183,22 +183,6 @@ def test_claim_takes_a_port_only_while_it_has_no_lease(registry: Registry) -> No
     assert lease is not None and lease.port == 3300 and lease.key == key("a")
     assert registry.claim(key("b"), 3300) is None
     assert registry.lease_on(3300) == lease
-
-
-def test_claim_last_port_gives_a_service_its_port_of_last_time(registry: Registry) -> None:
-    assert registry.claim_last_port(key("vite")) is None  # no history yet
-    registry.claim(key("vite"), 3400)
-    registry.release(key("vite"))
-    again = registry.claim_last_port(key("vite", owner=OTHER))
-    assert again is not None and again.port == 3400 and again.owner == OTHER
-
-
-def test_claim_last_port_leaves_a_port_someone_else_leases(registry: Registry) -> None:
-    registry.claim(key("vite"), 3500)
-    registry.release(key("vite"))
-    registry.claim(key("intruder"), 3500)
-    assert registry.claim_last_port(key("vite")) is None
-    assert registry.lease_on(3500).service == "intruder"  # type: ignore[union-attr]
 
 
 def test_the_last_port_follows_a_service_that_moved(registry: Registry) -> None:
