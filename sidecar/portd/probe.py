@@ -7,7 +7,6 @@ import functools
 import logging
 import re
 import socket
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -196,27 +195,27 @@ def ephemeral_port_range() -> tuple[int, int] | None:
                 low, high = (int(x) for x in f.read().split())
                 return low, high
         if sys.platform == "darwin":
-            out = subprocess.run(
-                ["sysctl", "-n", "net.inet.ip.portrange.first", "net.inet.ip.portrange.last"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout.split()
-            return int(out[0]), int(out[1])
+            sysctl = ["sysctl", "-n", "net.inet.ip.portrange.first", "net.inet.ip.portrange.last"]
+            first, last = _output_of(sysctl).split()[:2]
+            return int(first), int(last)
         if _WINDOWS:
-            out = subprocess.run(
-                ["netsh", "int", "ipv4", "show", "dynamicport", "tcp"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout
+            out = _output_of(["netsh", "int", "ipv4", "show", "dynamicport", "tcp"])
             start, count = (int(n) for n in re.findall(r":\s*(\d+)", out)[:2])
             return start, start + count - 1
-    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+    except (OSError, ValueError):
         return None
     return None
+
+
+def _output_of(command: list[str]) -> str:
+    """A system tool's output; OSError if it cannot tell. subprocess is imported here, as
+    Linux never needs it, and every import delays a sidecar's first answer."""
+    import subprocess
+
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=5, check=True).stdout
+    except subprocess.SubprocessError as exc:
+        raise OSError(f"{command[0]} failed: {exc}") from exc
 
 
 def parse_excluded_ranges(netsh_output: str) -> list[tuple[int, int]]:
@@ -233,14 +232,8 @@ def excluded_port_ranges() -> tuple[tuple[int, int], ...]:
     if not _WINDOWS:
         return ()
     try:
-        out = subprocess.run(
-            ["netsh", "int", "ipv4", "show", "excludedportrange", "protocol=tcp"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+        out = _output_of(["netsh", "int", "ipv4", "show", "excludedportrange", "protocol=tcp"])
+    except OSError:
         return ()
     return tuple(parse_excluded_ranges(out))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import sqlite3
 import threading
 import time
@@ -390,5 +389,7 @@ def _retry_locked(action: object, timeout: float) -> None:
             if not _is_busy(exc) or time.monotonic() > deadline:
                 raise
             log.debug("registry busy (%s); retrying in %.0f ms", exc, delay * 1000)
+            import random  # only once a lock is contended: not worth loading on every start
+
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.25)
