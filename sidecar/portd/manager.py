@@ -114,7 +114,7 @@ class PortManager:
             held = key in self._taken and self.registry.find(key)
             lease = (
                 (held and self.registry.renew(key))
-                or self._claim_sticky(key, preferred)
+                or self._claim_given_back(key, preferred)
                 or self._claim(key, preferred)
             )
             self._taken[key] = lease.port
@@ -122,21 +122,17 @@ class PortManager:
         log.info("allocated %s -> %d", service, lease.port)
         return lease.port
 
-    def _claim_sticky(self, key: LeaseKey, preferred: int | None) -> Lease | None:
-        """The common case: a service that asks for no port in particular and has no
-        planned one gets its port of last time back if nobody leases it, in one write (and
-        a read, unless this sidecar released it). None when that does not apply or does not
-        work out (then `_claim` walks the order)."""
-        if preferred is not None or (self.plan_port is not None and self.plan_port(key.service)):
+    def _claim_given_back(self, key: LeaseKey, preferred: int | None) -> Lease | None:
+        """A service that this sidecar released and now allocates again, asking for no port
+        in particular and planned on none, gets its port of last time back in one statement
+        if nobody leases it. Anything else (None) walks the allocation order in `_claim`."""
+        port = self._given_back.pop(key, None)
+        if port is None or preferred is not None:
             return None
-        sticky = self._given_back.pop(key, None)
-        if sticky is None:  # not one this sidecar gave back: ask the registry (a read)
-            with self.registry.reading() as tx:
-                sticky = tx.last_port(key.app_id, key.service)
-        if sticky is None:
+        if self.plan_port is not None and self.plan_port(key.service):
             return None
         try:
-            lease = self.registry.claim(key, sticky)
+            lease = self.registry.claim(key, port)
         except sqlite3.IntegrityError:
             return None  # another sidecar of this app holds the service
         if lease is None:
