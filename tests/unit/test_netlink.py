@@ -68,8 +68,10 @@ def inode_of(sock: socket.socket) -> int:
     return os.fstat(sock.fileno()).st_ino
 
 
-def listed_on(port: int) -> list[_netlink.ListeningSocket]:
-    return [entry for entry in _netlink.dump_tcp_listeners() if entry.port == port]
+def listed_on(family: int, port: int) -> list[_netlink.ListeningSocket]:
+    """What the dump lists on that family's port (IPv4 and IPv6 number ports separately)."""
+    dump = _netlink.dump_tcp_listeners()
+    return [entry for entry in dump if entry.family == family and entry.port == port]
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -129,7 +131,7 @@ def test_dump_lists_every_listening_socket_once(listeners: list[socket.socket]) 
 
 
 def test_dump_entries_are_immutable_listening_sockets(listeners: list[socket.socket]) -> None:
-    (entry,) = listed_on(port_of(listeners[0]))
+    (entry,) = listed_on(listeners[0].family, port_of(listeners[0]))
     assert isinstance(entry, _netlink.ListeningSocket)
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.port = 1  # type: ignore[misc]
@@ -140,26 +142,22 @@ def test_dump_reports_wildcard_addresses_textually() -> None:
         open_listener(socket.AF_INET, "0.0.0.0") as any4,
         open_listener(socket.AF_INET6, "::") as any6,
     ):
-        assert [(e.family, e.address) for e in listed_on(port_of(any4))] == [
-            (socket.AF_INET, "0.0.0.0")
-        ]
-        assert [(e.family, e.address) for e in listed_on(port_of(any6))] == [
-            (socket.AF_INET6, "::")
-        ]
+        assert [e.address for e in listed_on(socket.AF_INET, port_of(any4))] == ["0.0.0.0"]
+        assert [e.address for e in listed_on(socket.AF_INET6, port_of(any6))] == ["::"]
 
 
 def test_closed_socket_is_no_longer_listed() -> None:
     for family, host in LOOPBACKS:
         with open_listener(family, host) as sock:
             port = port_of(sock)
-            assert [e.inode for e in listed_on(port)] == [inode_of(sock)]
-        assert listed_on(port) == []
+            assert [e.inode for e in listed_on(family, port)] == [inode_of(sock)]
+        assert listed_on(family, port) == []
 
 
 def test_bound_but_not_listening_socket_is_not_listed() -> None:
     for family, host in LOOPBACKS:
         with open_listener(family, host, listen=False) as sock:
-            assert listed_on(port_of(sock)) == []
+            assert listed_on(family, port_of(sock)) == []
 
 
 def test_established_connections_are_not_listed() -> None:
@@ -209,14 +207,19 @@ def test_sockets_of_an_exited_process_vanish_from_dump_and_pid_map(child: Child)
 def test_dump_agrees_with_psutil_for_opened_ports(
     listeners: list[socket.socket], child: Child
 ) -> None:
-    ports = {port_of(sock) for sock in listeners} | set(child.ports)
-    ours = [e for e in _netlink.dump_tcp_listeners() if e.port in ports]
+    # By family too: IPv4 and IPv6 hand out port numbers independently, so one number can
+    # be both an IPv4 listener's and an IPv6 listener's.
+    opened = {(int(sock.family), port_of(sock)) for sock in listeners} | {
+        (int(socket.AF_INET), child.ports[0]),
+        (int(socket.AF_INET6), child.ports[1]),
+    }
+    ours = [e for e in _netlink.dump_tcp_listeners() if (e.family, e.port) in opened]
     pids = _netlink.pids_for_inodes([e.inode for e in ours])
     from_netlink = {(e.family, e.address, e.port, pids.get(e.inode)) for e in ours}
     from_psutil = {
         (int(c.family), c.laddr.ip, c.laddr.port, c.pid)
         for c in psutil.net_connections(kind="tcp")
-        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in ports
+        if c.status == psutil.CONN_LISTEN and c.laddr and (int(c.family), c.laddr.port) in opened
     }
     assert from_netlink == from_psutil
-    assert len(ours) == len(ports)
+    assert len(ours) == len(opened)
