@@ -186,13 +186,13 @@ def ready_message(options: ServeOptions, framing: Framing, launch: Launch) -> di
 
 def serve(options: ServeOptions) -> int:
     writer = FrameWriter(claim_stdout())
-    reader = StdinReader()
     stop = StopSignal()
     launch = Launch(options.parent_pid)
     if options.framing in ("ndjson", "lsp"):
         framing: Framing = "lsp" if options.framing == "lsp" else "ndjson"
         writer.framing = framing
         writer.send(ready_message(options, framing, launch))
+    reader = StdinReader()  # what the app sends meanwhile waits in the pipe
 
     # pydantic would otherwise scan every installed package for plugins and run them: a
     # sidecar runs its own code only (and the scan costs start-up time).
