@@ -71,6 +71,15 @@ def free_port() -> int:
     return port
 
 
+def lease_for(app: FakeApp, service: str, registry: Path) -> int:
+    """Lease `service` to the app through the CLI, at a port free now: the port."""
+    result = portd(
+        "allocate", service, "--owner-pid", app.pid, "--preferred", free_port(), registry=registry
+    )
+    assert result.code == 0, result.stderr
+    return int(result.stdout)
+
+
 # --- golden files ------------------------------------------------------------------------
 
 
@@ -124,17 +133,7 @@ def app_with_server(
 ) -> tuple[FakeApp, int, int]:
     """An app that leased `web` through the CLI and whose own child listens on the port."""
     app = start_app()
-    result = portd(
-        "allocate",
-        "web",
-        "--owner-pid",
-        app.pid,
-        "--preferred",
-        free_port(),
-        registry=registry_path,
-    )
-    assert result.code == 0, result.stderr
-    port = int(result.stdout)
+    port = lease_for(app, "web", registry_path)
     server = app.start_server(port)
     return app, port, server
 
@@ -210,17 +209,7 @@ def test_who_reports_a_stranger_on_a_leased_port_as_a_conflict(
     start_app: Callable[[], FakeApp], start_listener: Callable[..., Listener], registry_path: Path
 ) -> None:
     app = start_app()
-    port = int(
-        portd(
-            "allocate",
-            "api",
-            "--owner-pid",
-            app.pid,
-            "--preferred",
-            free_port(),
-            registry=registry_path,
-        ).stdout
-    )
+    port = lease_for(app, "api", registry_path)
     stranger = start_listener(port)
     result = portd("who", port, registry=registry_path)
     assert result.code == 0
@@ -255,17 +244,7 @@ def test_ls_lists_leases_beside_their_listeners(
 ) -> None:
     app, port, server = app_with_server
     other = start_app()
-    idle = int(
-        portd(
-            "allocate",
-            "db",
-            "--owner-pid",
-            other.pid,
-            "--preferred",
-            free_port(),
-            registry=registry_path,
-        ).stdout
-    )
+    idle = lease_for(other, "db", registry_path)
     result = portd("ls", registry=registry_path)
     assert result.code == 0, result.stderr
     assert_aligned(result.stdout)
@@ -349,17 +328,7 @@ def test_free_skips_a_port_that_is_listened_on(
 
 def test_free_skips_a_leased_port(start_app: Callable[[], FakeApp], registry_path: Path) -> None:
     app = start_app()
-    port = int(
-        portd(
-            "allocate",
-            "web",
-            "--owner-pid",
-            app.pid,
-            "--preferred",
-            free_port(),
-            registry=registry_path,
-        ).stdout
-    )
+    port = lease_for(app, "web", registry_path)
     result = portd("free", "--range", f"{port}-{port}", registry=registry_path)
     assert result.code == 1 and result.stdout == ""
     assert result.stderr == (
