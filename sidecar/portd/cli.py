@@ -134,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--framing", choices=["auto", "ndjson", "lsp"], default="ndjson")
     serve.add_argument("--app-id", default="default", help="this app's name in the registry")
 
-    commands.add_parser("schema", help="print the protocol's JSON Schema")
+    schema = commands.add_parser("schema", help="print the protocol's JSON Schema")
+    schema.add_argument(
+        "--method-table",
+        action="store_true",
+        help="print the dispatcher's method table instead (sidecar/portd/protocol/table.py)",
+    )
     _add_people_commands(commands)
     return parser
 
@@ -336,9 +341,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         import json
 
-        from .protocol.schema import protocol_schema
+        from .protocol.schema import method_table_source, protocol_schema
 
-        sys.stdout.write(json.dumps(protocol_schema(), indent=2, sort_keys=False) + "\n")
+        if args.method_table:
+            sys.stdout.write(method_table_source())
+        else:
+            sys.stdout.write(json.dumps(protocol_schema(), indent=2, sort_keys=False) + "\n")
         return 0
     if args.command in PEOPLE_COMMANDS:
         return _people(args)

@@ -3,9 +3,13 @@ processes recorded as its holders. Anyone else listening there is a conflict."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .process import descends_from, describe, is_alive
-from .protocol.models import LeaseState, PortInfo, PortOwner
 from .registry import Lease
+
+if TYPE_CHECKING:  # the models load on first use, not on the way to a sidecar's first answer
+    from .protocol.models import LeaseState, PortInfo, PortOwner
 
 
 def is_rightful(lease: Lease, pid: int) -> bool:
@@ -25,6 +29,8 @@ def state_of(lease: Lease, pids: list[int] | None) -> LeaseState:
 
 
 def port_info(lease: Lease, pids_by_port: dict[int, list[int]]) -> PortInfo:
+    from .protocol.models import PortInfo
+
     return PortInfo(
         service=lease.service,
         port=lease.port,
@@ -38,6 +44,8 @@ def port_info(lease: Lease, pids_by_port: dict[int, list[int]]) -> PortInfo:
 
 def port_owner(port: int, lease: Lease | None, pids: list[int]) -> PortOwner:
     """Who listens on `port` (the first of `pids` still running) and the lease on it."""
+    from .protocol.models import PortOwner
+
     info = port_info(lease, {port: pids}) if lease else None
     orphan = info is not None and info.state == "orphan"
     proc = next((p for p in map(describe, pids) if p is not None), None)

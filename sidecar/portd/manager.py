@@ -13,24 +13,25 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Literal
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Literal
 
 from . import probe
 from .lease_state import port_info, port_owner
 from .process import Liveness, ProcessIdentity, is_alive
-from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied, UnknownService
-from .protocol.models import (
-    PortConfig,
-    PortConfigUpdate,
-    PortEvent,
-    PortInfo,
-    PortOwner,
-    Stats,
+from .protocol.defaults import AllocationConfig
+from .protocol.errors import (
+    InvalidParams,
+    NoPortAvailable,
+    PermissionDenied,
+    UnknownService,
     wire_errors,
 )
 from .registry import Lease, LeaseKey, Registry, Transaction
+
+# The models (pydantic) load on first use: allocation needs none of them, and a sidecar's
+# first answers are allocations.
+if TYPE_CHECKING:
+    from .protocol.models import PortConfig, PortConfigUpdate, PortEvent, PortInfo, PortOwner, Stats
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 # "range" stands for the whole range, searched by the claim itself (see `_claim_from_range`).
 Origin = Literal["asked", "named", "picked", "range", "os"]
 
-EventListener = Callable[[PortEvent], None]
+EventListener = Callable[["PortEvent"], None]
 PlanLookup = Callable[[str], int | None]
 
 
@@ -47,12 +48,16 @@ class PortManager:
         self,
         registry: Registry,
         owner: ProcessIdentity,
-        config: PortConfig | None = None,
+        config: PortConfig | AllocationConfig | None = None,
         plan_port: PlanLookup | None = None,
     ) -> None:
         self.registry = registry
         self.owner = owner
-        self.config = config or PortConfig()
+        if isinstance(config, AllocationConfig):
+            self.allocation, self._config = config, None
+        else:
+            self.allocation = AllocationConfig.of(config) if config else AllocationConfig()
+            self._config = config
         self.plan_port = plan_port
         self.counters: Counter[str] = Counter()
         self._taken: dict[LeaseKey, int] = {}  # leased here, to release on a clean exit
@@ -80,20 +85,38 @@ class PortManager:
 
     # --- configuration ---------------------------------------------------------------
 
+    @property
+    def config(self) -> PortConfig:
+        """The whole configuration, built on first use from `allocation`, which is all that
+        allocating reads."""
+        with self._lock:
+            if self._config is None:
+                from .protocol.models import PortConfig
+
+                self._config = PortConfig(**self.allocation.as_fields())
+            return self._config
+
     def init_port_manager(self, update: PortConfigUpdate | None = None) -> PortConfig:
-        if update is not None:
+        if update is None:
+            return self.config
+        from pydantic import ValidationError
+
+        from .protocol.models import PortConfig
+
+        with self._lock:
             merged = self.config.model_dump() | update.model_dump(exclude_unset=True)
             try:
-                self.config = PortConfig.model_validate(merged)
+                config = PortConfig.model_validate(merged)
             except ValidationError as exc:  # e.g. a backwards range: the caller's mistake
                 errors = wire_errors(exc)
                 for error in errors:
                     error["loc"] = ("config", *error["loc"])
                 raise InvalidParams("Invalid params for init_port_manager", errors) from None
-        return self.config
+            self._config, self.allocation = config, AllocationConfig.of(config)
+            return config
 
     def key(self, service: str) -> LeaseKey:
-        return LeaseKey(self.owner, self.config.app_id, service)
+        return LeaseKey(self.owner, self.allocation.app_id, service)
 
     # --- allocation ------------------------------------------------------------------
 
@@ -204,7 +227,7 @@ class PortManager:
         from its start) in one atomic statement, and make sure it binds: a port some
         other program holds is given back, added to `strangers`, and the walk goes on.
         None when the range has nothing left."""
-        low, high = self.config.port_range
+        low, high = self.allocation.port_range
         skip = [*probe.never_picked_in(low, high)]
         for start, last in ((resume, high), (low, resume - 1)):
             while start <= last:
@@ -222,7 +245,7 @@ class PortManager:
 
     def _remember_wanted(self, preferred: int | None, got: int) -> None:
         """Ports asked for but taken by someone else: announce them when they free up."""
-        for port in {preferred, self.config.preferred_port} - {None, got, *self.wanted}:
+        for port in {preferred, self.allocation.preferred_port} - {None, got, *self.wanted}:
             other = self.registry.lease_on(port)  # type: ignore[arg-type]
             if other is None or other.owner != self.owner:
                 self.wanted.add(port)  # type: ignore[arg-type]
@@ -269,11 +292,11 @@ class PortManager:
         if service is not None:
             if self.plan_port is not None and (planned := self.plan_port(service)):
                 yield planned, "named"
-            if (sticky := tx.last_port(self.config.app_id, service)) is not None:
+            if (sticky := tx.last_port(self.allocation.app_id, service)) is not None:
                 yield sticky, "named"
         if port_range is None:
-            yield self.config.preferred_port, "named"
-        low, high = port_range or self.config.port_range
+            yield self.allocation.preferred_port, "named"
+        low, high = port_range or self.allocation.port_range
         resume = self._range_resume if port_range is None else low
         if not low <= resume <= high:
             resume = low
@@ -285,7 +308,7 @@ class PortManager:
             while port <= last and (port := tx.next_unleased(port, last) or last + 1) <= last:
                 yield port, "picked"
                 port += 1
-        for _ in range(self.config.max_retries):  # 0: never leave the range
+        for _ in range(self.allocation.max_retries):  # 0: never leave the range
             yield probe.os_assigned_port(), "os"
 
     def _usable(self, tx: Transaction, port: int, origin: Origin) -> tuple[bool, Lease | None]:
@@ -316,11 +339,11 @@ class PortManager:
     def _exhausted(
         self, preferred: int | None, port_range: tuple[int, int] | None
     ) -> NoPortAvailable:
-        low, high = port_range or self.config.port_range
+        low, high = port_range or self.allocation.port_range
         asked = f"port {preferred}, " if preferred else ""
         return NoPortAvailable(
             f"no free port: tried {asked}the range {low}-{high} and "
-            f"{self.config.max_retries} OS-assigned ports"
+            f"{self.allocation.max_retries} OS-assigned ports"
         )
 
     # --- release ---------------------------------------------------------------------
@@ -393,7 +416,7 @@ class PortManager:
         return port_info(lease, probe.listening_pids({lease.port}))
 
     def get_port_stats(self) -> dict[str, PortInfo]:
-        leases = self.registry.leases(self.owner, self.config.app_id)
+        leases = self.registry.leases(self.owner, self.allocation.app_id)
         pids = probe.listening_pids({lease.port for lease in leases})
         return {lease.service: port_info(lease, pids) for lease in leases}
 
@@ -405,6 +428,8 @@ class PortManager:
         return port_owner(port, lease, pids)
 
     def get_stats(self) -> Stats:
+        from .protocol.models import Stats
+
         c = self.counters
         return Stats(
             allocations=c["allocations"],

@@ -11,7 +11,8 @@ import pytest
 
 from portd.manager import PortManager
 from portd.process import ProcessIdentity, identify
-from portd.protocol.errors import NoPortAvailable, UnknownService
+from portd.protocol.defaults import AllocationConfig
+from portd.protocol.errors import InvalidParams, NoPortAvailable, UnknownService
 from portd.protocol.models import PortConfig, PortConfigUpdate
 from portd.registry import Registry
 
@@ -158,7 +159,7 @@ def test_release_then_allocate_again_gives_the_sticky_port(registry: Registry) -
     b = ports.allocate_port("b")
     ports.release_port("b")
     ports.release_port("b")  # twice is fine
-    ports.config = ports.config.model_copy(update={"preferred_port": low + 4})
+    ports.init_port_manager(PortConfigUpdate(preferred_port=low + 4))
     assert ports.allocate_port("b") == b
 
 
@@ -203,6 +204,32 @@ def test_init_port_manager_merges_and_keeps_leases(registry: Registry) -> None:
     config = ports.init_port_manager(PortConfigUpdate(auto_resolve=False))
     assert config.auto_resolve is False and config.preferred_port == low
     assert ports.get_port_info("a").port == port
+
+
+def test_init_port_manager_moves_allocation_to_the_new_range(registry: Registry) -> None:
+    low = free_block(10)
+    ports = manager(registry, low)
+    ports.init_port_manager(PortConfigUpdate(preferred_port=low + 5, port_range=(low + 5, low + 9)))
+    assert [ports.allocate_port(s) for s in ("a", "b")] == [low + 5, low + 6]
+
+
+def test_a_bad_config_update_changes_nothing(registry: Registry) -> None:
+    low = free_block(5)
+    ports = manager(registry, low)
+    with pytest.raises(InvalidParams) as raised:
+        ports.init_port_manager(PortConfigUpdate(port_range=(low + 4, low)))
+    assert raised.value.data[0]["loc"][0] == "config"
+    assert ports.allocate_port("a") == low and ports.config.port_range == (low, low + 4)
+
+
+def test_a_manager_started_from_the_allocation_fields_builds_its_config_on_first_use(
+    registry: Registry,
+) -> None:
+    low = free_block(5)
+    ports = PortManager(registry, ME, AllocationConfig(app_id="tauri", preferred_port=low + 2))
+    assert ports.allocate_port("a") == low + 2
+    assert ports.config == PortConfig(app_id="tauri", preferred_port=low + 2)
+    assert ports.get_port_info("a").app_id == "tauri"
 
 
 def test_unknown_service_is_an_error(registry: Registry) -> None:

@@ -10,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from portd.protocol import ERRORS_BY_CODE, PortdError
+from portd.protocol.defaults import AllocationConfig
 from portd.protocol.methods import METHODS, NOTIFICATIONS
 from portd.protocol.models import AllocatePortParams, PortConfig, PortConfigUpdate, PortEvent
 from portd.protocol.schema import protocol_schema
@@ -24,6 +25,7 @@ def test_port_config_defaults_are_the_original_systems() -> None:
     )
     assert (config.health_check_interval, config.conflict_scan_interval) == (30.0, 2.0)
     assert config.auto_resolve is True and config.app_id == "default"
+    assert AllocationConfig.of(config) == AllocationConfig()  # what allocation reads
 
 
 def test_params_accept_camel_case_as_tauri_invoke_sends_it() -> None:

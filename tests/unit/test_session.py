@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -12,7 +14,7 @@ import pytest
 
 from portd.manager import PortManager
 from portd.process import lineage
-from portd.protocol.models import PortConfig
+from portd.protocol.defaults import AllocationConfig
 from portd.registry import Registry
 from portd.rpc.server import FrameWriter, Launch, ServeOptions, StopSignal
 from portd.rpc.session import Session
@@ -45,7 +47,7 @@ def wire(tmp_path: Path) -> Iterator[Wire]:
     options = ServeOptions(str(tmp_path / "registry.sqlite3"), None, "ndjson", "test", "0")
     apps = lineage(os.getpid())
     registry = Registry.open(Path(options.registry))
-    manager = PortManager(registry, apps.owner, PortConfig(app_id="test"))
+    manager = PortManager(registry, apps.owner, AllocationConfig(app_id="test"))
     no_signals = cast(StopSignal, None)  # the event loop's business, not tested here
     yield Wire(Session(options, writer, no_signals, Launch(None), apps, manager), answers)
     registry.close()
@@ -61,6 +63,41 @@ def test_a_quick_call_is_answered_as_soon_as_its_frame_is_read(wire: Wire) -> No
     wire.send(call("allocate_port", 1, service_name="vite"))
     [reply] = wire.replies()
     assert reply["id"] == 1 and isinstance(reply["result"], int)
+
+
+# A session started as `portd serve` starts it, answering the app's first call.
+FIRST_ANSWER = """
+import json, os, sys
+from portd.rpc.server import FrameWriter, Launch, ServeOptions
+from portd.rpc.session import Session
+
+answers, stdout = os.pipe()
+writer = FrameWriter(stdout)
+writer.framing = "ndjson"
+options = ServeOptions(sys.argv[1], None, "ndjson", "test", "0")
+session = Session.start(options, writer, None, Launch(None))
+call = {"jsonrpc": "2.0", "id": 1, "method": "allocate_port", "params": {"serviceName": "vite"}}
+session.feed(json.dumps(call).encode() + b"\\n")
+print(json.dumps({
+    "reply": json.loads(os.read(answers, 4096)),
+    "loaded": sorted({name.split(".")[0] for name in sys.modules}),
+}))
+session.finish()
+"""
+
+
+def test_the_first_allocation_is_answered_before_pydantic_is_imported(tmp_path: Path) -> None:
+    # pydantic (not pydantic-core) is about 40 ms of a frozen start-up: it loads after.
+    run = subprocess.run(
+        [sys.executable, "-c", FIRST_ANSWER, str(tmp_path / "registry.sqlite3")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    first = json.loads(run.stdout)
+    assert isinstance(first["reply"]["result"], int)
+    assert "pydantic_core" in first["loaded"]
+    assert not {"pydantic", "anyio", "asyncio"} & set(first["loaded"])
 
 
 def test_a_call_that_may_wait_is_held_until_the_event_loop_takes_it(wire: Wire) -> None:

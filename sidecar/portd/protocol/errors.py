@@ -6,7 +6,10 @@ pydantic, so the engine and the CLI can use them without paying for it.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic_core import ValidationError
 
 
 class PortdError(Exception):
@@ -19,6 +22,12 @@ class PortdError(Exception):
         self.message = message or self.title
         self.data = data
         super().__init__(self.message)
+
+
+def wire_errors(exc: ValidationError) -> list[Any]:
+    """pydantic's error list as the `data` of -32602: no input echoed back, no URLs."""
+    errors: list[Any] = exc.errors(include_url=False, include_context=False, include_input=False)
+    return errors
 
 
 class ParseError(PortdError):

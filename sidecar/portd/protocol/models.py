@@ -15,21 +15,16 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
-    ValidationError,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+from .defaults import ALLOCATION_DEFAULTS as DEFAULTS
 
 Port = Annotated[StrictInt, Field(ge=1, le=65535, description="A TCP port, 1-65535.")]
 Pid = Annotated[StrictInt, Field(ge=1)]
 ServiceName = Annotated[str, Field(min_length=1, max_length=200, strict=True)]
 Millis = Annotated[int, Field(description="Unix time in milliseconds.")]
-
-
-def wire_errors(exc: ValidationError) -> list[Any]:
-    """pydantic's error list as the `data` of -32602: no input echoed back, no URLs."""
-    errors: list[Any] = exc.errors(include_url=False, include_context=False, include_input=False)
-    return errors
 
 
 class WireModel(BaseModel):
@@ -62,14 +57,14 @@ class ResourceThresholds(WireModel):
 class PortConfig(WireModel):
     """The port manager's configuration; the defaults are the original system's."""
 
-    preferred_port: Port = 1421
-    port_range: tuple[Port, Port] = (1421, 1500)
-    max_retries: Annotated[StrictInt, Field(ge=0, le=1000)] = 10
+    preferred_port: Port = DEFAULTS.preferred_port
+    port_range: tuple[Port, Port] = DEFAULTS.port_range
+    max_retries: Annotated[StrictInt, Field(ge=0, le=1000)] = DEFAULTS.max_retries
     health_check_interval: float = Field(30.0, gt=0, description="Seconds.")
     conflict_scan_interval: float = Field(2.0, gt=0, description="Seconds.")
     health_check_timeout: float = Field(5.0, gt=0, description="Seconds one check may take.")
     auto_resolve: StrictBool = True
-    app_id: ServiceName = "default"
+    app_id: ServiceName = DEFAULTS.app_id
     frontend: FrontendConfig | None = None
     thresholds: ResourceThresholds = ResourceThresholds()
 

@@ -7,6 +7,10 @@ This layer is our own rather than jsonrpcserver's. Its jsonschema check of every
 lookup, still cost about 15 us a request through its signature binding and result monads,
 and importing it costs about 35 ms of start-up, because it imports jsonschema
 unconditionally. Both sit between the app's first request and its answer.
+
+Nor does answering a quick call import pydantic: its params are checked by pydantic-core
+against the schema pydantic built for them (`protocol/table.py`, generated from the models),
+and only the methods with nested params (`init_port_manager`) load the models themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator, ValidationError
 
 from ..protocol.errors import (
     InternalError,
@@ -25,9 +29,9 @@ from ..protocol.errors import (
     MethodNotFound,
     ParseError,
     PortdError,
+    wire_errors,
 )
-from ..protocol.methods import METHODS, MethodSpec
-from ..protocol.models import WireModel, wire_errors
+from ..protocol.table import FLAT_PARAMS, METHOD_NAMES, SLOW_METHODS
 from .framing import encode_json
 
 log = logging.getLogger(__name__)
@@ -45,24 +49,30 @@ def error_response(error: PortdError, request_id: Any = None) -> dict[str, Any]:
 
 
 def to_wire(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
+    if value is None or isinstance(value, str | int | float):
+        return value
     if isinstance(value, dict):
         return {k: to_wire(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_wire(v) for v in value]
-    return value
+    return value.model_dump(mode="json", exclude_none=True)  # a WireModel
+
+
+class Params:
+    """Flat params as validated by pydantic-core: the fields, read like a model's."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
 
 
 class Call:
     """A request that passed the envelope check, with its params validated."""
 
-    __slots__ = ("method", "params", "spec")
+    __slots__ = ("method", "params")
 
-    def __init__(self, method: str, spec: MethodSpec, params: WireModel) -> None:
+    def __init__(self, method: str, params: Any) -> None:
         self.method = method
-        self.spec = spec
-        self.params = params
+        self.params = params  # a `Params` or, for nested params, the method's model
 
 
 class Dispatcher:
@@ -72,11 +82,12 @@ class Dispatcher:
     may wait (slow methods run in a worker thread, batches) goes through `answer`."""
 
     def __init__(self, handlers: dict[str, Handler], gate: Gate | None = None) -> None:
-        missing = set(METHODS) - set(handlers)
+        missing = set(METHOD_NAMES) - set(handlers)
         if missing:
             raise ValueError(f"no handler for {sorted(missing)}")
         self._gate = gate
-        self._handlers = {name: handlers[name] for name in METHODS}
+        self._handlers = {name: handlers[name] for name in METHOD_NAMES}
+        self._flat = {name: SchemaValidator(*schema) for name, schema in FLAT_PARAMS.items()}
 
     async def handle(self, payload: bytes) -> bytes | None:
         message = self.parse(payload)
@@ -98,7 +109,7 @@ class Dispatcher:
         if not isinstance(message, dict):
             return False
         method = message.get("method")
-        return not (isinstance(method, str) and method in METHODS and METHODS[method].slow)
+        return method not in SLOW_METHODS if isinstance(method, str) else True
 
     def answer_now(self, message: Any) -> bytes | None:
         """The answer to a quick message (see `is_quick`), on the calling thread."""
@@ -133,7 +144,7 @@ class Dispatcher:
         try:
             call = self._accept(request)
             handler = self._handlers[call.method]
-            if call.spec.slow:
+            if call.method in SLOW_METHODS:
                 import anyio
 
                 result = await anyio.to_thread.run_sync(handler, call.params)
@@ -148,8 +159,7 @@ class Dispatcher:
         if problem is not None:
             raise InvalidRequest(f"Invalid request: {problem}")
         method = request["method"]
-        spec = METHODS.get(method)
-        if spec is None:
+        if method not in self._handlers:
             raise MethodNotFound(f"Method not found: {method}")
         if self._gate is not None:
             self._gate(method)
@@ -157,9 +167,18 @@ class Dispatcher:
         if isinstance(params, list):
             raise InvalidParams(f"Invalid params for {method}: pass params by name")
         try:
-            return Call(method, spec, spec.params.model_validate(params))
+            return Call(method, self._validate(method, params))
         except ValidationError as exc:
             raise InvalidParams(f"Invalid params for {method}", wire_errors(exc)) from None
+
+    def _validate(self, method: str, params: dict[str, Any]) -> Any:
+        flat = self._flat.get(method)
+        if flat is not None:
+            fields, _, _ = flat.validate_python(params)
+            return Params(fields)
+        from ..protocol.methods import METHODS  # the models, and so pydantic
+
+        return METHODS[method].params.model_validate(params)
 
     @staticmethod
     def _success(request: dict[str, Any], result: Any) -> dict[str, Any] | None:

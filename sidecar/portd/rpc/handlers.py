@@ -11,9 +11,9 @@ if TYPE_CHECKING:
 
 
 def build_handlers(session: Session) -> dict[str, Handler]:
-    # The monitor and health checker exist once the event loop does; only slow methods,
-    # which wait for that loop, use them, so they are looked up at call time.
-    ports, plans = session.manager, session.plans
+    # The monitor, health checker and plans exist once the event loop does; only slow
+    # methods, which wait for that loop, use them, so they are looked up at call time.
+    ports = session.manager
     table: dict[str, Any] = {
         "init_port_manager": lambda p: ports.init_port_manager(p.config),
         "find_available_port": lambda p: ports.find_available_port(p.preferred, p.range),
@@ -31,8 +31,8 @@ def build_handlers(session: Session) -> dict[str, Handler]:
         "reclaim_orphan": lambda p: session.monitor.reclaim_orphan(p.port),
         "get_stats": lambda p: ports.get_stats(),
         "shutdown": lambda p: session.shutdown(),
-        "load_port_plan": lambda p: plans.load_port_plan(p.path),
-        "check_port_plan": lambda p: plans.check_port_plan(p.path),
-        "next_plan_port": lambda p: plans.next_plan_port(p.category),
+        "load_port_plan": lambda p: session.plans.load_port_plan(p.path),
+        "check_port_plan": lambda p: session.plans.check_port_plan(p.path),
+        "next_plan_port": lambda p: session.plans.next_plan_port(p.category),
     }
     return table

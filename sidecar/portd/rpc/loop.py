@@ -15,6 +15,7 @@ from anyio.abc import TaskGroup
 from ..health import HealthChecker
 from ..monitor import Monitor
 from ..process import is_alive
+from .plans import PlanMethods
 from .session import Session
 
 WATCH_INTERVAL = 0.2  # seconds between looks at the app: well inside the 1 s exit promise
@@ -24,6 +25,7 @@ DRAIN_TIMEOUT = 2.0  # seconds to finish answering requests already read before 
 def run(session: Session) -> None:
     session.health = HealthChecker(session.manager, session.apps.owner)
     session.monitor = Monitor(session.manager, session.health)
+    session.plans = PlanMethods(session.manager)
     # Everything loaded so far (modules, pydantic's schemas) lives as long as we do: keep
     # it out of the garbage collector's passes, which otherwise walk it all again and again
     # (about a sixth of the CPU time under load, most of it for nothing).

@@ -19,19 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from ..manager import PortManager
 from ..process import Lineage, lineage
+from ..protocol.defaults import AllocationConfig
 from ..protocol.errors import InvalidRequest, ParseError, ShuttingDown
-from ..protocol.models import PortConfig, PortEvent
 from ..registry import MEMORY, Registry, RegistryOpenError
 from .dispatch import Dispatcher, error_response, to_wire
 from .framing import BadHeader, Oversized, decoder_for, detect_framing
 from .handlers import build_handlers
-from .plans import PlanMethods
 from .server import FrameWriter, Launch, ServeOptions, StopSignal, ready_message
 
 if TYPE_CHECKING:
     from ..health import HealthChecker
     from ..monitor import Monitor
+    from ..protocol.models import PortEvent
     from .framing import Frame, LspDecoder, NdjsonDecoder
+    from .plans import PlanMethods
 
 log = logging.getLogger("portd")
 
@@ -72,10 +73,10 @@ class Session:
         self.launch = launch
         self.apps = apps
         self.manager = manager
-        self.plans = PlanMethods(manager)
         # Built by the event loop, before it runs any slow call (the only ones using them).
         self.health: HealthChecker
         self.monitor: Monitor
+        self.plans: PlanMethods
         self.dispatcher = Dispatcher(build_handlers(self), gate=self._gate)
         self.exit_reason: str | None = None
         self.keep_leases = False
@@ -102,7 +103,7 @@ class Session:
             log.error("%s; nothing to serve", exc)
             return None
         manager = PortManager(
-            open_registry(options.registry), apps.owner, PortConfig(app_id=options.app_id)
+            open_registry(options.registry), apps.owner, AllocationConfig(app_id=options.app_id)
         )
         return cls(options, writer, stop, launch, apps, manager)
 
