@@ -65,3 +65,20 @@ def start_listener() -> Iterator[Callable[..., Listener]]:
     yield start
     for listener in listeners:
         listener.stop()
+
+
+@pytest.fixture
+def foreign_user() -> Iterator[Any]:
+    """Another user, for real: a throwaway system account (`portd-foreign-*`, a
+    tests.support.users.ForeignUser) that the test starts listeners as
+    (`foreign_user.listen(port)`). They are ended by pid and the account is deleted
+    afterwards, even on failure. Skips unless root on Linux with useradd."""
+    from tests.support import users
+
+    reason = users.skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with users.foreign_user() as user:
+        if user.python is None:
+            pytest.skip(f"no Python that user {user.name} may run (the test's is root's only)")
+        yield user

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .contention import bench_contention
+from .dispatchers import bench_dispatchers, with_jsonrpcserver
 from .frozen import bench_frozen
 from .idle import bench_idle
 from .scan import bench_scan
@@ -46,7 +47,9 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=15, help="spawns per start-up figure")
     parser.add_argument(
-        "--only", nargs="*", help="run only these: startup frozen roundtrip scan contention idle"
+        "--only",
+        nargs="*",
+        help="run only these: startup frozen roundtrip scan contention idle dispatch",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="portd-bench-") as tmp:
@@ -58,6 +61,7 @@ def main() -> int:
             "scan": lambda: bench_scan(folder),
             "contention": lambda: bench_contention(folder),
             "idle": lambda: bench_idle(folder, args.idle_seconds),
+            "dispatch": lambda: bench_dispatchers(args.runs),
         }
         results: dict[str, Any] = {}
         for name, suite in suites.items():
@@ -65,6 +69,8 @@ def main() -> int:
                 continue
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             results.update(suite())
+        if "dispatch_us" in results:
+            results.update(with_jsonrpcserver(results))
     if args.json:
         print(json.dumps(results, indent=2))
     else:

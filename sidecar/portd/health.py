@@ -21,6 +21,7 @@ import psutil
 
 from .manager import PortManager
 from .process import ProcessIdentity, describe, is_alive
+from .protocol.errors import RegistryUnavailable
 from .protocol.models import (
     HealthCheckResult,
     HealthStatus,
@@ -139,14 +140,26 @@ class HealthChecker:
         return "healthy", f"{len(leases)} lease(s)", details
 
     def _registry(self) -> Outcome:
+        """Unhealthy when the sidecar fell back to memory at open (`fallback`, and why), or
+        when the file met a fault since (`fault`: a full disk, an I/O error, ...) that one
+        small write shows is not over yet, or when the file was removed or replaced."""
         registry = self.manager.registry
         details: dict[str, Any] = {"path": registry.path}
         if registry.degraded:
             details["fallback"] = "memory"
+            details["reason"] = registry.degraded
             return "unhealthy", f"using a private in-memory registry: {registry.degraded}", details
         if registry.path == MEMORY:
             return "healthy", "in-memory registry (asked for)", details
-        details["leases"] = len(registry.leases())
+        try:
+            problem = registry.recheck()
+            if problem is None:
+                details["leases"] = len(registry.leases())
+        except RegistryUnavailable:
+            problem = registry.fault or "it cannot be read"
+        if problem is not None:
+            details["fault"] = problem
+            return "unhealthy", f"{registry.path}: {problem}", details
         return "healthy", f"{registry.path} is readable and writable", details
 
     def _frontend_server(self) -> Outcome:

@@ -23,6 +23,7 @@ from .protocol.errors import (
     InvalidParams,
     NoPortAvailable,
     PermissionDenied,
+    RegistryUnavailable,
     UnknownService,
     wire_errors,
 )
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # Where a candidate came from: the call, the config/plan/history, our range walk, the OS;
 # "range" stands for the whole range, searched by the claim itself (see `_claim_from_range`).
-Origin = Literal["asked", "named", "picked", "range", "os"]
+Origin = Literal["asked", "named", "picked", "range", "stale", "os"]
 
 EventListener = Callable[["PortEvent"], None]
 PlanLookup = Callable[[str], int | None]
@@ -308,6 +309,10 @@ class PortManager:
             while port <= last and (port := tx.next_unleased(port, last) or last + 1) <= last:
                 yield port, "picked"
                 port += 1
+        # Nothing unleased binds: the range's leases of dead owners come before the OS.
+        for lease in tx.leases_in(low, high):
+            if lease.owner != self.owner:
+                yield lease.port, "stale"
         for _ in range(self.allocation.max_retries):  # 0: never leave the range
             yield probe.os_assigned_port(), "os"
 
@@ -316,7 +321,7 @@ class PortManager:
             return True, None
         # Ports named by number (asked for, planned, sticky, configured) may be ones browsers
         # refuse; ports we pick ourselves never are.
-        if origin in ("picked", "os") and (
+        if origin in ("picked", "stale", "os") and (
             probe.is_browser_restricted(port) or probe.excluded_range_of(port)
         ):
             return False, None
@@ -381,14 +386,20 @@ class PortManager:
 
     def _release_taken(self, owner_alive: bool) -> None:
         for key in list(self._taken):
-            with self.registry.transaction() as tx:
-                lease = tx.find(key)
-                if lease is None:
-                    continue
-                if not owner_alive and any(is_alive(h) for h in lease.holders):
-                    log.info("keeping %s on port %d as an orphan", key.service, lease.port)
-                    continue
-                tx.delete(lease.port)
+            try:
+                with self.registry.transaction() as tx:
+                    lease = tx.find(key)
+                    if lease is None:
+                        continue
+                    if not owner_alive and any(is_alive(h) for h in lease.holders):
+                        log.info("keeping %s on port %d as an orphan", key.service, lease.port)
+                        continue
+                    tx.delete(lease.port)
+            except RegistryUnavailable:
+                # Logged by the registry. The leases stay on record, owned by the app: the
+                # next claim after the app is gone reclaims them.
+                log.warning("%d lease(s) not released: the registry fails", len(self._taken))
+                return
             del self._taken[key]
 
     # --- queries ---------------------------------------------------------------------

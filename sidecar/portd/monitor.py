@@ -21,8 +21,8 @@ from . import probe
 from .health import HealthChecker
 from .lease_state import is_rightful
 from .manager import PortManager
-from .process import ProcessIdentity, identify, is_alive, is_same_user
-from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied
+from .process import ProcessIdentity, identify, is_alive, is_same_user, user_of
+from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied, PortdError
 from .protocol.models import PortEvent, PortOwner
 from .registry import Lease, now_ms
 
@@ -73,6 +73,7 @@ class Monitor:
         """Run `work` every `interval_name` seconds of the config in force: the interval is
         read again while waiting, so a change applies at once."""
         last = anyio.current_time()
+        refused: str | None = None  # the registry's refusal, logged once until it changes
         while True:
             left = last + getattr(self.manager.config, interval_name) - anyio.current_time()
             if left > 0:
@@ -80,6 +81,11 @@ class Monitor:
                 continue
             try:
                 await anyio.to_thread.run_sync(work)
+                refused = None
+            except PortdError as exc:  # a full disk, say: health reports it, no trace needed
+                if exc.message != refused:
+                    log.warning("periodic %s skipped: %s", interval_name, exc.message)
+                refused = exc.message
             except Exception:
                 log.exception("periodic %s failed", interval_name)
             last = anyio.current_time()
@@ -262,7 +268,9 @@ class Monitor:
         if ident is None:
             raise InvalidParams(f"no process with pid {pid}")
         if not is_same_user(pid):
-            raise PermissionDenied(f"pid {pid} belongs to another user")
+            # Adopting it would make it a rightful holder, and so, once the app is gone, a
+            # recorded orphan: never for a process that is not this user's.
+            raise PermissionDenied(f"pid {pid} runs as {user_of(pid)}: it cannot hold a lease")
         lease = self.manager.lease_of(service)
         self.manager.add_holder(lease, ident)
         with self._lock:
@@ -280,9 +288,9 @@ class Monitor:
         if target is None:
             raise PermissionDenied(f"the process on port {port} is not the recorded orphan")
         if not is_same_user(target.pid):
-            raise PermissionDenied(f"pid {target.pid} on port {port} belongs to another user")
+            raise PermissionDenied(_not_yours(target.pid, port))
         owner = self.manager.get_port_owner(port) or PortOwner(port=port, pid=target.pid)
-        _terminate(target)
+        _terminate(target, port)
         self.manager.forget(lease)
         log.info("reclaimed orphan pid %d on port %d", target.pid, port)
         return owner
@@ -300,14 +308,23 @@ def _taken(port: int) -> bool:
         return True  # cannot tell: watch it, at worst PortAvailable comes when it is free
 
 
-def _terminate(target: ProcessIdentity) -> None:
-    """SIGTERM, then SIGKILL after the grace period, to exactly the recorded process."""
+def _not_yours(pid: int, port: int) -> str:
+    return f"pid {pid} on port {port} runs as {user_of(pid)}: portd never signals it"
+
+
+def _terminate(target: ProcessIdentity, port: int) -> None:
+    """SIGTERM, then SIGKILL after the grace period, to exactly the recorded process, and
+    only while it is this user's: each signal is preceded by both checks."""
     try:
         proc = psutil.Process(target.pid)
         if abs(proc.create_time() - target.started) > 0.01:
             raise PermissionDenied(f"pid {target.pid} is no longer the recorded process")
+        if not is_same_user(target.pid):
+            raise PermissionDenied(_not_yours(target.pid, port))
         proc.terminate()  # psutil re-checks the identity before it signals
         if not _ended(target, ORPHAN_GRACE):
+            if not is_same_user(target.pid):
+                raise PermissionDenied(_not_yours(target.pid, port))
             log.warning("pid %d ignored SIGTERM for %g s; killing it", target.pid, ORPHAN_GRACE)
             proc.kill()
             _ended(target, ORPHAN_GRACE)

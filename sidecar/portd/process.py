@@ -64,12 +64,36 @@ def describe(pid: int) -> ProcessDescription | None:
 
 
 def is_same_user(pid: int) -> bool:
-    """True if `pid` runs as this process's real user (so we may signal it)."""
+    """True if `pid` runs entirely as this process's real user, so that we may signal it:
+    its real, effective and saved uids are all ours. A process that took another user's
+    effective uid, or a set-user-id program's, is not ours, even though the kernel would let
+    us (or root) signal it. A process we cannot see is not ours either."""
     try:
         uids = psutil.Process(pid).uids()
     except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
         return False
-    return uids.real == os.getuid()
+    me = os.getuid()
+    return uids.real == me and uids.effective == me and uids.saved == me
+
+
+def user_of(pid: int) -> str:
+    """Whom `pid` runs as, for a message: the user of the first of its effective, real and
+    saved uids that is not ours (the name, else the number), `you` if all are ours,
+    `an unknown user` if it cannot be seen."""
+    try:
+        uids = psutil.Process(pid).uids()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+        return "an unknown user"
+    me = os.getuid()
+    uid = next((u for u in (uids.effective, uids.real, uids.saved) if u != me), None)
+    if uid is None:
+        return "you"
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def ancestors(pid: int) -> list[int]:

@@ -3,13 +3,18 @@
 The registry stores; the manager decides. A claim is one `Transaction` (BEGIN IMMEDIATE), so
 two processes can never both see a port as unleased and both take it; `port` is the primary
 key, so even a bug upstream cannot write a port twice.
+
+Opening the file, and what a fault of the file or the disk does, is `registry_file`'s: at
+open, `RegistryOpenError` (the sidecar falls back to memory); after, `RegistryUnavailable`
+(-32004) for the call that met it, logged once, no fall-back. Faults are told apart from
+our own errors (a constraint, a bug) by SQLite's error code, in the `except` clauses only:
+the success path does no extra work.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -21,57 +26,29 @@ from typing import Any
 
 from .process import ProcessIdentity
 from .protocol.errors import RegistryUnavailable
+from .registry_file import (
+    FileId,
+    connect,
+    file_problem,
+    is_busy,
+    is_fault,
+    retry_locked,
+    sqlite_reason,
+)
+from .registry_file import RegistryOpenError as RegistryOpenError
+from .registry_schema import COLUMNS as _COLUMNS
+from .registry_schema import PAGE_SIZE as PAGE_SIZE
+from .registry_schema import SCHEMA as _SCHEMA
+from .registry_schema import SCHEMA_VERSION as SCHEMA_VERSION
+from .registry_schema import prepare
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
 MEMORY = ":memory:"
 LOCK_WAIT = 10.0  # seconds to wait for another process's write before giving up
-PAGE_SIZE = 1024
 BACKOFF_FIRST, BACKOFF_MAX = 50e-6, 2e-3  # seconds: a claim holds the lock for tens of us
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS leases (
-    port          INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 65535),
-    service       TEXT    NOT NULL,
-    app_id        TEXT    NOT NULL,
-    owner_pid     INTEGER NOT NULL,
-    owner_started REAL    NOT NULL,
-    holders       TEXT    NOT NULL DEFAULT '[]',
-    created_at    INTEGER NOT NULL,
-    renewed_at    INTEGER NOT NULL,
-    UNIQUE (owner_pid, owner_started, app_id, service)
-);
-CREATE TABLE IF NOT EXISTS last_ports (
-    app_id  TEXT    NOT NULL,
-    service TEXT    NOT NULL,
-    port    INTEGER NOT NULL,
-    PRIMARY KEY (app_id, service)
-);
--- The sticky port follows every new lease inside SQLite: no extra statement per claim, and
--- no write at all when the service gets its sticky port back.
-CREATE TRIGGER IF NOT EXISTS remember_last_port AFTER INSERT ON leases
-WHEN NOT EXISTS (
-    SELECT 1 FROM last_ports
-    WHERE app_id = NEW.app_id AND service = NEW.service AND port = NEW.port
-) BEGIN
-    INSERT OR REPLACE INTO last_ports (app_id, service, port)
-    VALUES (NEW.app_id, NEW.service, NEW.port);
-END;
-"""
-# From schema 2: the trigger gained its WHEN clause.
-_UPGRADE = "DROP TRIGGER IF EXISTS remember_last_port;"
-_COLUMNS = "port, service, app_id, owner_pid, owner_started, holders, created_at, renewed_at"
 _KEY = "owner_pid = ? AND owner_started = ? AND app_id = ? AND service = ?"
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-class RegistryOpenError(Exception):
-    """The file cannot serve as a registry: unwritable or not a database. Never a lock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +124,12 @@ class Transaction:
         ).fetchone()
         return int(row[0]) if row else None
 
+    def leases_in(self, low: int, high: int) -> list[Lease]:
+        rows = self._execute(
+            f"SELECT {_COLUMNS} FROM leases WHERE port BETWEEN ? AND ? ORDER BY port", (low, high)
+        ).fetchall()
+        return [_lease(row) for row in rows]
+
     def insert(self, port: int, key: LeaseKey, holders: tuple[ProcessIdentity, ...] = ()) -> Lease:
         now = now_ms()
         self._execute(
@@ -177,20 +160,30 @@ def _holders_json(holders: tuple[ProcessIdentity, ...]) -> str:
 class Registry:
     """Leases in one SQLite database: a file shared by the machine, or a private memory one."""
 
-    def __init__(self, conn: sqlite3.Connection, path: str, degraded: str | None = None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        degraded: str | None = None,
+        file_id: FileId | None = None,
+    ) -> None:
         self._conn = conn
         self._lock = threading.Lock()  # one connection, used from the loop and worker threads
         self.path = path
         self.degraded = degraded  # why we fell back to memory, if we did
+        self.fault: str | None = None  # the last fault met since open, until `recheck` clears it
+        self.log_faults = True  # the CLI prints them itself
+        self._file_id = file_id
         self._own_writes = 0
 
     @classmethod
     def open(cls, path: Path, *, lock_timeout: float = 30.0) -> Registry:
-        try:
-            conn = _connect_file(path, lock_timeout)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            raise RegistryOpenError(f"{path}: {exc}") from exc
-        return cls(conn, str(path))
+        """The file at `path` (created 0600 if missing), or RegistryOpenError saying why it
+        cannot serve (see `registry_file`)."""
+        conn, file_id = connect(
+            path, lambda conn: retry_locked(lambda: prepare(conn), lock_timeout)
+        )
+        return cls(conn, str(path), file_id=file_id)
 
     @classmethod
     def in_memory(cls, reason: str | None = None) -> Registry:
@@ -200,14 +193,22 @@ class Registry:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
+        """BEGIN IMMEDIATE ... COMMIT. A failed COMMIT (a full disk: the WAL is written then)
+        is rolled back too, so the write lock is never left held for other processes."""
         with self._lock:
             self._execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(self._conn.execute)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as exc:
+                if self._conn.in_transaction:  # SQLite may have rolled back already
+                    try:
+                        self._conn.execute("ROLLBACK")
+                    except sqlite3.Error as undo:
+                        log.debug("rollback failed: %s", undo)
+                if isinstance(exc, sqlite3.Error):
+                    self._raise_fault(exc)
                 raise
-            self._conn.execute("COMMIT")
             self._own_writes += 1
 
     def version(self) -> tuple[int, int]:
@@ -222,7 +223,11 @@ class Registry:
         """Reads without a transaction: each statement sees the latest commit. Enough for
         looking; a claim re-checks what it looked at inside its own transaction."""
         with self._lock:
-            yield Transaction(self._execute)
+            try:
+                yield Transaction(self._execute)
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
+                raise
 
     def leases(
         self, owner: ProcessIdentity | None = None, app_id: str | None = None
@@ -232,7 +237,11 @@ class Registry:
             query += " WHERE owner_pid = ? AND owner_started = ? AND app_id = ?"
             args = (owner.pid, owner.started, app_id)  # type: ignore[assignment]
         with self._lock:
-            rows = self._execute(query + " ORDER BY port", args).fetchall()
+            try:
+                rows = self._execute(query + " ORDER BY port", args).fetchall()
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
+                raise
         return [_lease(r) for r in rows]
 
     def lease_on(self, port: int) -> Lease | None:
@@ -306,7 +315,11 @@ class Registry:
 
     def _write_one(self, statement: str, args: tuple[object, ...]) -> Lease | None:
         with self._lock:
-            row = self._execute(statement, args).fetchone()
+            try:  # with RETURNING, the statement commits on the fetch
+                row = self._execute(statement, args).fetchone()
+            except sqlite3.Error as exc:
+                self._raise_fault(exc)
+                raise
             self._own_writes += 1
         return _lease(row) if row else None
 
@@ -321,8 +334,9 @@ class Registry:
         while True:
             try:
                 return self._conn.execute(statement, args)
-            except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+            except sqlite3.Error as exc:
+                if not is_busy(exc):
+                    self._raise_fault(exc)
                     raise
             attempt += 1
             now = time.monotonic()
@@ -332,6 +346,36 @@ class Registry:
                 raise RegistryUnavailable(f"the registry stayed locked for {LOCK_WAIT:g} s")
             time.sleep(min(BACKOFF_FIRST * 2 ** (attempt - 1), BACKOFF_MAX))
 
+    def _raise_fault(self, exc: sqlite3.Error) -> None:
+        """A fault of the file or the disk becomes RegistryUnavailable (-32004), logged when
+        it starts or changes, not on every call; our own errors (a constraint) stay as
+        they are."""
+        if not is_fault(exc):
+            return
+        reason = sqlite_reason(exc)
+        if reason != self.fault:
+            self.fault = reason
+            if self.log_faults:
+                log.error(
+                    "registry %s: %s; calls that need it fail until it recovers", self.path, reason
+                )
+        raise RegistryUnavailable(f"the registry {self.path} cannot be used: {reason}") from exc
+
+    def recheck(self) -> str | None:
+        """What is wrong with the file now, or None; for health, never per call. After a
+        fault, one small write (the schema version, rewritten) tells whether it is over."""
+        problem = file_problem(self.path, self._file_id)
+        if problem is None and self.fault is not None:
+            try:
+                with self.transaction():
+                    self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except RegistryUnavailable:
+                pass
+            else:
+                log.info("registry %s works again (it failed with: %s)", self.path, self.fault)
+                self.fault = None
+        return problem or self.fault
+
     def integrity_check(self) -> str:
         with self._lock:
             return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
@@ -339,57 +383,3 @@ class Registry:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _connect_file(path: Path, lock_timeout: float) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # Create the file ourselves so that it is 0600 from its first byte; SQLite gives the
-    # -wal and -shm files the same mode.
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-    try:
-        _retry_locked(lambda: _prepare(conn), lock_timeout)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _prepare(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA busy_timeout = 0")  # Registry._execute waits, more nimbly
-    # A claim or a release writes a handful of pages to the WAL: small pages make that
-    # about 1.6x faster (a lease is a short row). It takes effect on a new file only.
-    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version < SCHEMA_VERSION:
-        # Idempotent, so sidecars racing to create (or upgrade) the schema all succeed.
-        conn.executescript(
-            f"BEGIN IMMEDIATE;{_UPGRADE}{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-        )
-    elif version > SCHEMA_VERSION:
-        raise sqlite3.DatabaseError(f"registry schema {version} is newer than this portd")
-    conn.execute(f"SELECT {_COLUMNS} FROM leases LIMIT 1").fetchall()
-
-
-def _retry_locked(action: object, timeout: float) -> None:
-    """Switching to WAL takes an exclusive lock that the busy handler does not wait for, so
-    several sidecars opening a new file at once see "database is locked" at once: back off
-    and try again. A lock is never a reason to give up the shared registry."""
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while True:
-        try:
-            action()  # type: ignore[operator]
-            return
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc) or time.monotonic() > deadline:
-                raise
-            log.debug("registry busy (%s); retrying in %.0f ms", exc, delay * 1000)
-            import random  # only once a lock is contended: not worth loading on every start
-
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.25)

@@ -4,6 +4,7 @@ that nobody else listens on, the queries about ports and leases, and the sticky 
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import time
 from collections.abc import Callable
@@ -272,3 +273,24 @@ def test_the_registry_file_is_private_to_the_user(
         side = registry_path.with_name(registry_path.name + suffix)
         if side.exists():
             assert stat.S_IMODE(os.stat(side).st_mode) == 0o600, suffix
+
+
+def test_a_range_full_of_dead_apps_leases_is_reclaimed_before_the_os_is_asked(
+    spawn_sidecar: Callable[..., Sidecar], start_app: Callable[[], FakeApp]
+) -> None:
+    low, high = 31000, 31007
+    dead = start_app()
+    sidecar = spawn_sidecar(parent_pid=dead.pid, app_id="chat")
+    sidecar.call("init_port_manager", config={"preferred_port": low, "port_range": [low, high]})
+    old = [sidecar.call("allocate_port", service_name=f"old-{i}") for i in range(high - low + 1)]
+    assert all(low <= port <= high for port in old if binds(port)), old
+    sidecar.signal(signal.SIGKILL)
+    assert sidecar.wait_exit() == -signal.SIGKILL
+    dead.kill()  # every lease of the range is a dead app's now
+
+    fresh = spawn_sidecar(parent_pid=start_app().pid, app_id="mail")
+    fresh.call("init_port_manager", config={"preferred_port": low, "port_range": [low, high]})
+    got = [fresh.call("allocate_port", service_name=f"new-{i}") for i in range(3)]
+    reclaimable = [port for port in old if low <= port <= high and binds(port)]
+    assert len(reclaimable) >= 3, f"the machine listens on most of {low}-{high}: {old}"
+    assert all(low <= port <= high for port in got), f"{got}: the OS was asked first"

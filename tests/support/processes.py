@@ -40,8 +40,10 @@ def kill(pid: int) -> None:
 
 
 def reap(proc: subprocess.Popen[Any]) -> None:
-    """Kill by pid, wait, and close every pipe we hold to it."""
-    kill(proc.pid)
+    """Kill by pid, wait, and close every pipe we hold to it. A process already reaped is
+    not signalled again: its pid may belong to someone else by now."""
+    if proc.poll() is None:  # still ours (a zombie keeps its pid until we wait for it)
+        kill(proc.pid)
     proc.wait(5)
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from portd.rpc.framing import (
     BAD_HEADER,
@@ -56,6 +58,41 @@ def test_lsp_skips_an_oversized_body_by_its_declared_length() -> None:
     decoder = LspDecoder(limit=10)
     stream = b"Content-Length: 30\r\n\r\n" + b"z" * 30 + encode(b'{"ok":1}', "lsp")
     assert feed_bytewise(decoder, stream) == [OVERSIZED, b'{"ok":1}']
+
+
+def test_lsp_reports_an_oversized_body_as_soon_as_its_header_is_read() -> None:
+    assert LspDecoder(limit=10).feed(b"Content-Length: 30\r\n\r\nzz") == [OVERSIZED]
+
+
+@pytest.mark.parametrize(
+    "length", [b"-5", b"+5", b"5x", b"1e3", b"", b"9" * 19, b"99999999999999999999999999999"]
+)
+def test_lsp_a_negative_absurd_or_unreadable_length_drops_only_the_header(length: bytes) -> None:
+    stream = b"Content-Length: " + length + b"\r\n\r\n" + encode(b'{"ok":1}', "lsp")
+    assert LspDecoder().feed(stream) == [BAD_HEADER, b'{"ok":1}']
+
+
+messages = st.lists(st.binary(min_size=1, max_size=40).map(lambda b: b"{" + b + b"}"), max_size=8)
+
+
+@given(messages, st.lists(st.integers(1, 50), min_size=1, max_size=30))
+def test_lsp_yields_the_same_frames_however_a_stream_is_cut(
+    bodies: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(encode(body, "lsp") for body in bodies)
+    decoder, frames, start = LspDecoder(), [], 0
+    for size in cuts * (len(stream) // sum(cuts) + 1):
+        frames += decoder.feed(stream[start : start + size])
+        start += size
+    assert frames == bodies
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40).filter(lambda b: b.strip()), max_size=8))
+def test_ndjson_yields_each_line_without_newlines_whatever_it_holds(lines: list[bytes]) -> None:
+    lines = [line.replace(b"\n", b" ") for line in lines]
+    stream = b"".join(line + b"\n" for line in lines)
+    expected = [line.strip() for line in lines if line.strip()]
+    assert feed_bytewise(NdjsonDecoder(), stream) == expected
 
 
 def test_lsp_reports_a_header_without_content_length_and_resynchronises() -> None:

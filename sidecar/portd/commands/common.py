@@ -68,16 +68,23 @@ def registry_path(arg: str | None) -> str:
 
 def open_registry(arg: str | None, *, create: bool) -> Registry:
     """The registry to use. A command that only reads does not create the file: no file
-    means no leases. An unusable file is an error (exit 3), never silently replaced."""
+    means no leases (a link, even one that leads nowhere, is not "no file": it is checked
+    and refused like any link that is not ours). An unusable file is an error (exit 3) that
+    names the problem, never silently replaced; so is a fault met later (RegistryUnavailable,
+    turned into exit 3 by `commands.run`)."""
+    import os
+
     from ..registry import MEMORY, Registry, RegistryOpenError
 
     path = registry_path(arg)
-    if path == MEMORY or (not create and not Path(path).exists()):
+    if path == MEMORY or (not create and not os.path.lexists(path)):
         return Registry.in_memory()
     try:
-        return Registry.open(Path(path))
+        registry = Registry.open(Path(path))
     except RegistryOpenError as exc:
         raise CliError(f"the registry is unusable: {exc}", FAILED) from None
+    registry.log_faults = False  # `commands.run` prints the one line
+    return registry
 
 
 def open_registry_or_memory(arg: str | None) -> Registry:
@@ -155,6 +162,7 @@ def record_holders(
     server an orphan. True if anything was recorded."""
     from ..lease_state import is_rightful
     from ..process import identify, is_alive
+    from ..protocol.errors import RegistryUnavailable
 
     recorded = False
     for lease in leases:
@@ -165,6 +173,9 @@ def record_holders(
         for pid in listening:
             ident = identify(pid)
             if ident is not None and is_rightful(lease, pid):
-                manager.add_holder(lease, ident)
+                try:
+                    manager.add_holder(lease, ident)
+                except RegistryUnavailable:
+                    return recorded  # a courtesy (a full disk, say): the listing goes on
                 recorded = True
     return recorded

@@ -20,6 +20,7 @@ def allocate(args: argparse.Namespace) -> int:
 
     plan_port = _plan_lookup(args.plan) if args.plan else None
     owner = owner_identity(args.owner_pid)
+    _refuse_foreign_owner(owner.pid, given=args.owner_pid is not None)
     registry = open_registry(args.registry, create=True)
     config = PortConfig(app_id=args.app_id)
     if args.port_range is not None:
@@ -61,6 +62,35 @@ def allocate(args: argparse.Namespace) -> int:
     return OK
 
 
+def _refuse_foreign_owner(pid: int, *, given: bool) -> None:
+    """A lease's owner, and so its descendants, are its rightful holders, and what they leave
+    listening becomes a recorded orphan: only this user's processes may own one (as
+    `attach_process` refuses another user's pid)."""
+    from ..process import is_same_user, user_of
+    from ..protocol.errors import PermissionDenied
+
+    if not is_same_user(pid):
+        who = f"--owner-pid {pid}" if given else f"the calling process (pid {pid})"
+        raise PermissionDenied(
+            f"{who} runs as {user_of(pid)}: a lease is owned by one of this user's processes"
+        )
+
+
+def _refuse_foreign_lease(lease: Lease) -> None:
+    """Never end a lease that a live process of another user owns or holds: its port is that
+    user's business. (Releasing never signals anyone; a stranger that merely squats on the
+    port of this user's lease does not stop its release.)"""
+    from ..process import is_alive, is_same_user, user_of
+    from ..protocol.errors import PermissionDenied
+
+    for role, ident in [("owned", lease.owner), *(("held", h) for h in lease.holders)]:
+        if is_alive(ident) and not is_same_user(ident.pid):
+            raise PermissionDenied(
+                f"{lease.service}'s lease on port {lease.port} is {role} by pid {ident.pid}, "
+                f"which runs as {user_of(ident.pid)}: portd does not end another user's lease"
+            )
+
+
 def _plan_lookup(path: str) -> Callable[[str], int | None]:
     from ..plan import load_plan
 
@@ -74,6 +104,7 @@ def release(args: argparse.Namespace) -> int:
     lease = _pick([x for x in same_service if x.key.app_id == args.app_id], owner_pid)
     if lease is None:
         raise CliError(_not_found(args.service, args.app_id, owner_pid, same_service), NO)
+    _refuse_foreign_lease(lease)
     registry.release(lease.key)
     if args.json:
         print_json({"service": lease.service, "port": lease.port, "released": True})

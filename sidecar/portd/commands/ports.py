@@ -95,16 +95,19 @@ def _who_rows(owner: PortOwner, lease: Lease | None, names: Names) -> list[tuple
 
 
 def _state_text(owner: PortOwner, info: PortInfo, lease: Lease | None) -> str:
-    from ..process import is_alive
+    from ..process import is_alive, is_same_user, user_of
 
     listener = f"pid {owner.pid}" if owner.pid is not None else "its listener"
     if owner.orphan:
-        return (
+        if owner.pid is None:
+            return f"orphan: the lease's owner (pid {info.owner_pid}) is gone; a holder listens"
+        gone = (
             f"orphan: the lease's owner (pid {info.owner_pid}) is gone, but {listener}, "
-            f"which it started, still listens\n`kill {owner.pid}` ends it and frees the port"
-            if owner.pid is not None
-            else f"orphan: the lease's owner (pid {info.owner_pid}) is gone; a holder listens"
+            "which it started, still listens\n"
         )
+        if not is_same_user(owner.pid):
+            return gone + f"it runs as {user_of(owner.pid)}: portd will not end it"
+        return gone + f"`kill {owner.pid}` ends it and frees the port"
     if info.state == "conflict":
         return (
             f"conflict: {listener} is neither the lease's owner nor started by it; "

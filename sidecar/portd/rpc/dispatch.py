@@ -15,7 +15,6 @@ and only the methods with nested params (`init_port_manager`) load the models th
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -27,12 +26,12 @@ from ..protocol.errors import (
     InvalidParams,
     InvalidRequest,
     MethodNotFound,
-    ParseError,
     PortdError,
     wire_errors,
 )
 from ..protocol.table import FLAT_PARAMS, METHOD_NAMES, SLOW_METHODS
 from .framing import encode_json
+from .parse import parse_message
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +96,12 @@ class Dispatcher:
 
     @staticmethod
     def parse(payload: bytes) -> Any:
-        """The decoded message, or the ready-made error reply (bytes) if it is not JSON."""
+        """The decoded message, or the ready-made error reply (bytes) if it is not JSON (or
+        not a message: see `parse_message`)."""
         try:
-            return json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            return encode_json(error_response(ParseError("Parse error: the message is not JSON")))
+            return parse_message(payload)
+        except PortdError as exc:
+            return encode_json(error_response(exc))
 
     @staticmethod
     def is_quick(message: Any) -> bool:
@@ -118,12 +118,12 @@ class Dispatcher:
             reply = self._success(message, self._handlers[call.method](call.params))
         except Exception as exc:
             reply = self._failure(message, exc)
-        return None if reply is None else encode_json(reply)
+        return None if reply is None else _encode(reply)
 
     async def answer(self, message: Any) -> bytes | None:
         if not isinstance(message, list):
             reply = await self.answer_one(message)
-            return None if reply is None else encode_json(reply)
+            return None if reply is None else _encode(reply)
         if not message:
             return encode_json(error_response(InvalidRequest("Invalid request: empty batch")))
         import anyio  # batches and slow calls only: not on the way to the first answer
@@ -138,7 +138,7 @@ class Dispatcher:
             for index, member in enumerate(message):
                 group.start_soon(answer_member, index, member)
         replies = [a for a in answers if a is not None]
-        return encode_json(replies) if replies else None
+        return _encode(replies) if replies else None
 
     async def answer_one(self, request: Any) -> dict[str, Any] | None:
         try:
@@ -193,6 +193,7 @@ class Dispatcher:
             log.error("internal error answering %.200r", request, exc_info=exc)
             exc = InternalError()
         if isinstance(exc, InvalidRequest):
+            log.warning("refused a request: %s", exc.message)
             # Always answered, with the id if it is a valid one: the sender cannot be trusted
             # to have meant a notification.
             request_id = request.get("id") if isinstance(request, dict) else None
@@ -200,6 +201,18 @@ class Dispatcher:
         if "id" not in request:
             return None  # a notification: no answer, not even an error
         return error_response(exc, request["id"])
+
+
+def _encode(reply: dict[str, Any] | list[dict[str, Any]]) -> bytes:
+    """The reply as a frame body; should a result not encode (a bug of ours), its request
+    still gets an answer: -32603 with its id."""
+    try:
+        return encode_json(reply)
+    except (TypeError, ValueError, RecursionError) as exc:
+        if isinstance(reply, list):
+            return b"[" + b",".join(_encode(member) for member in reply) + b"]"
+        log.error("internal error encoding the answer to id %.60r", reply.get("id"), exc_info=exc)
+        return encode_json(error_response(InternalError(), reply.get("id")))
 
 
 def _is_valid_id(value: Any) -> bool:

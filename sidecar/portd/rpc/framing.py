@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     Framing: TypeAlias = Literal["ndjson", "lsp"]
 MAX_MESSAGE = 1 << 20  # 1 MiB: a longer message is skipped to its end and answered -32600
 _MAX_HEADER = 8192
-_CONTENT_LENGTH = re.compile(rb"^content-length\s*:\s*(\d+)\s*$", re.IGNORECASE | re.MULTILINE)
+_MAX_SKIP = 64 * MAX_MESSAGE  # a longer Content-Length is taken for a corrupt header
+_CONTENT_LENGTH = re.compile(rb"^content-length\s*:\s*(\d{1,18})\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 class Oversized:
@@ -100,7 +101,6 @@ class LspDecoder:
                 self._skip -= dropped
                 if self._skip:
                     return frames
-                frames.append(OVERSIZED)
             if self._length is None and not self._read_header(frames):
                 return frames
             if self._length is not None:
@@ -126,20 +126,30 @@ class LspDecoder:
             frames.append(BAD_HEADER)
             return True
         size = int(length.group(1))
-        if size > self._limit:
+        if size > _MAX_SKIP:
+            # No client sends that much: a corrupt header. Skipping it would swallow every
+            # message after it, so only the header goes.
+            frames.append(BAD_HEADER)
+        elif size > self._limit:
+            frames.append(OVERSIZED)  # answered now, not once the body has gone by
             self._skip = size
         else:
             self._length = size
         return True
 
 
-# One encoder for every frame: json.dumps with options builds a new one per call.
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# One encoder for every frame: json.dumps with options builds a new one per call. The parser
+# lets no NaN in; refusing it here too keeps a bug of ours from writing invalid JSON.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_ENCODE_ASCII = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def encode_json(message: object) -> bytes:
     """One message as compact UTF-8 JSON: the body of every frame we send."""
-    return _ENCODE(message).encode()
+    try:
+        return _ENCODE(message).encode()
+    except UnicodeEncodeError:  # a lone surrogate, echoed from an escape in the request
+        return _ENCODE_ASCII(message).encode()
 
 
 def encode(body: bytes, framing: Framing) -> bytes:

@@ -23,15 +23,16 @@ from ..protocol.defaults import AllocationConfig
 from ..protocol.errors import InvalidRequest, ParseError, ShuttingDown
 from ..registry import MEMORY, Registry, RegistryOpenError
 from .dispatch import Dispatcher, error_response, to_wire
-from .framing import BadHeader, Oversized, decoder_for, detect_framing
+from .framing import Oversized, decoder_for, detect_framing
 from .handlers import build_handlers
+from .parse import parse_message
 from .server import FrameWriter, Launch, ServeOptions, StopSignal, ready_message
 
 if TYPE_CHECKING:
     from ..health import HealthChecker
     from ..monitor import Monitor
     from ..protocol.models import PortEvent
-    from .framing import Frame, LspDecoder, NdjsonDecoder
+    from .framing import BadHeader, Frame, LspDecoder, NdjsonDecoder
     from .plans import PlanMethods
 
 log = logging.getLogger("portd")
@@ -135,20 +136,19 @@ class Session:
                 self.writer.send(ready_message(self.options, framing, self.launch))
             self._decoder, chunk, self._head = decoder_for(framing), self._head, b""
         for frame in self._decoder.feed(chunk):
-            self._take(frame)
+            try:
+                self._take(frame)
+            except Exception:  # a bug of ours: this frame's answer is lost, not the others'
+                log.exception("internal error taking a frame of %d bytes", _size(frame))
 
     def _take(self, frame: Frame) -> None:
         after_exit = self.exit_reason is not None or self._shutdown_read
-        if isinstance(frame, Oversized):
-            error = InvalidRequest("Invalid request: message larger than 1 MiB")
+        try:
+            message = parse_message(frame) if isinstance(frame, bytes) else _refuse(frame)
+        except (ParseError, InvalidRequest) as error:
+            # Bad input is the client's, not ours: one line, no trace, and serving goes on.
+            log.warning("refused a frame: %s", error.message)
             self.writer.send(error_response(error))
-            return
-        if isinstance(frame, BadHeader):
-            self.writer.send(error_response(ParseError("Parse error: no Content-Length")))
-            return
-        message = self.dispatcher.parse(frame)
-        if isinstance(message, bytes):  # not JSON: the error reply is ready
-            self.writer.send(message)
             return
         if isinstance(message, dict) and message.get("method") == "shutdown":
             self._shutdown_read = True  # whatever is read after it is refused
@@ -211,3 +211,13 @@ class Session:
         if not self.keep_leases:
             self.manager.release_taken()
         self.manager.registry.close()
+
+
+def _refuse(frame: Oversized | BadHeader) -> Any:
+    if isinstance(frame, Oversized):
+        raise InvalidRequest("Invalid request: message larger than 1 MiB")
+    raise ParseError("Parse error: a header without a usable Content-Length")
+
+
+def _size(frame: Frame) -> int:
+    return len(frame) if isinstance(frame, bytes) else 0
