@@ -312,10 +312,19 @@ def _add_plan_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     export = actions.add_parser(
         "export",
         parents=[plan_file, _common(json_output=False)],
-        help="write the plan as env, json or compose",
-        description="Print the plan in a form other tools read.",
+        help="write the plan as env, json, compose, nomad or k8s",
+        description="Print the plan in a form other tools read: env lines, JSON, a Compose "
+        "override file, a Nomad job (static ports, and the client's reserved_ports as a "
+        "comment), or Kubernetes Services.",
     )
-    export.add_argument("--format", choices=["env", "json", "compose"], default="env")
+    export.add_argument(
+        "--format", choices=["env", "json", "compose", "nomad", "k8s"], default="env"
+    )
+    export.add_argument(
+        "--job",
+        metavar="NAME",
+        help="the Nomad job's name (default: the plan file's name, or for ports.toml its folder's)",
+    )
 
     init = actions.add_parser(
         "init",

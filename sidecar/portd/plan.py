@@ -6,12 +6,12 @@ The format is in DESIGN.md, "Port plans": `[categories]` maps names to "LOW-HIGH
 
 `load_plan`/`parse_plan` reject what cannot be a plan (PlanError, with file and line);
 `check_plan` reports what is a plan but a bad one (Findings); `next_port` proposes a port;
-`export_plan` writes what other tools read; `starter_plan` is what `portd plan init` writes.
+`export_plan` (from portd.plan_export) writes what other tools read; `starter_plan` is what
+`portd plan init` writes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -23,6 +23,7 @@ from typing import Any, Literal
 from portd._iana import IANA_PORTS
 from portd._known_ports import BROWSER_RESTRICTED_PORTS
 from portd._plan_lines import KeyPath, key_lines, line_of, toml_error_line, toml_error_reason
+from portd.plan_export import export_plan
 
 __all__ = [
     "Category",
@@ -351,38 +352,6 @@ def next_port(plan: Plan, category: str, is_free: Callable[[int], bool]) -> int:
     )
 
 
-# ---------------------------------------------------------------------------- export
-
-
-def export_plan(plan: Plan, fmt: Literal["env", "json", "compose"]) -> str:
-    if fmt == "env":
-        lines = sorted(f"{_env_name(p)}={p.port}" for p in plan.ports)
-        return "".join(line + "\n" for line in lines)
-    if fmt == "json":
-        table = {s: {p.name: p.port for p in plan.ports_of(s)} for s in plan.services()}
-        return json.dumps(table, indent=2) + "\n"
-    if fmt == "compose":
-        out = [
-            f"# Port mappings from {os.path.basename(plan.path)} (host port = container port).",
-            "services:",
-        ]
-        for service in plan.services():
-            out += [f"  {_yaml_key(service)}:", "    ports:"]
-            out += [f'      - "{p.port}:{p.port}"' for p in plan.ports_of(service)]
-        return "\n".join(out) + "\n"
-    raise ValueError(f"unknown export format {fmt!r}: use env, json or compose")
-
-
-def _env_name(p: PlannedPort) -> str:
-    name = re.sub(r"[^A-Za-z0-9]+", "_", f"{p.service}_{p.name}").strip("_").upper() + "_PORT"
-    return f"_{name}" if name[0].isdigit() else name  # shells reject names starting with a digit
-
-
-def _yaml_key(name: str) -> str:
-    # Compose service names are [a-zA-Z0-9._-]; anything else is quoted (JSON strings are YAML).
-    return name if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) else json.dumps(name)
-
-
 # ---------------------------------------------------------------------------- starter
 
 
@@ -391,7 +360,7 @@ _STARTER = """\
 #   portd plan check         errors (two services on one port, a port outside its category,
 #                            categories that partly overlap) and warnings
 #   portd plan next http     the next free port of a category
-#   portd plan export        env / json / docker-compose fragments for configs
+#   portd plan export        what configs read: env, json, Compose, Nomad, Kubernetes
 #
 # A category is a range "LOW-HIGH". A range may sit inside another one (infra inside grpc):
 # that is how a sub-range is carved out. Ranges that only partly overlap are an error, since a

@@ -370,3 +370,101 @@ def test_init_elsewhere(tmp_path: Path) -> None:
     assert made.code == 0
     assert made.stdout.endswith(f"`portd plan check --plan {target}`\n")
     assert "[categories]" in target.read_text(encoding="utf-8")
+
+
+# --- export for the cluster: Nomad, Kubernetes, and Compose checked by Compose --------------
+
+CLUSTER_GOLDEN = {"nomad": "plan-export-anychat.nomad.hcl", "k8s": "plan-export-anychat.k8s.yaml"}
+
+
+@pytest.mark.parametrize("fmt", sorted(CLUSTER_GOLDEN))
+def test_export_the_seed_plan_for_the_cluster(fmt: str) -> None:
+    result = portd("plan", "export", "--format", fmt, cwd=ANYCHAT)
+    assert result.code == 0 and result.stderr == ""
+    check_golden(CLUSTER_GOLDEN[fmt], result.stdout)
+
+
+def test_export_job_names_the_nomad_job() -> None:
+    result = portd("plan", "export", "--format", "nomad", "--job", "anychat-dev", cwd=ANYCHAT)
+    assert result.code == 0 and result.stderr == ""
+    assert '\njob "anychat-dev" {\n' in result.stdout
+    assert '\njob "anychat" {\n' in portd("plan", "export", "--format", "nomad", cwd=ANYCHAT).stdout
+
+
+def test_export_with_a_job_nomad_would_refuse_or_for_another_format_is_bad_input() -> None:
+    bad = portd("plan", "export", "--format", "nomad", "--job", "two words", cwd=ANYCHAT)
+    assert bad.code == 2 and bad.stdout == ""
+    assert bad.stderr == (
+        "portd plan export: --job: 'two words' is not a Nomad job name: use letters, digits, "
+        "'.', '_' and '-', starting with a letter or digit\n"
+    )
+    other = portd("plan", "export", "--format", "k8s", "--job", "chat", cwd=ANYCHAT)
+    assert other.code == 2 and other.stdout == ""
+    assert other.stderr == (
+        "portd plan export: --job names the Nomad job: use it with --format nomad, not k8s\n"
+    )
+
+
+def test_export_to_an_unknown_format_is_a_usage_error() -> None:
+    result = portd("plan", "export", "--format", "yaml", cwd=ANYCHAT)
+    assert result.code == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        "portd plan export: error: argument --format: invalid choice: 'yaml' (choose from "
+    )
+    assert "nomad" in result.stderr and "k8s" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def _compose() -> list[str] | None:
+    """`docker compose` (the plugin), else a standalone `docker-compose`, if either runs."""
+    for command in (["docker", "compose"], ["docker-compose"]):
+        try:
+            probe = subprocess.run(
+                [*command, "version"], capture_output=True, timeout=60, stdin=subprocess.DEVNULL
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return command
+    return None
+
+
+def test_the_exported_compose_file_is_an_override_that_docker_compose_accepts(
+    tmp_path: Path,
+) -> None:
+    command = _compose()
+    if command is None:
+        pytest.skip(
+            "neither `docker compose` nor `docker-compose` runs here: "
+            "the Compose export cannot be checked with `docker compose config`"
+        )
+    from portd.plan import load_plan
+
+    plan = load_plan(ANYCHAT / "ports.toml")
+    exported = tmp_path / "ports.compose.yaml"
+    exported.write_text(portd("plan", "export", "--format", "compose", cwd=ANYCHAT).stdout)
+    base = tmp_path / "compose.yaml"  # the project's own file, which names the images
+    base.write_text(
+        "services:\n" + "".join(f"  {s}:\n    image: busybox\n" for s in plan.services())
+    )
+
+    def config(*files: Path) -> subprocess.CompletedProcess[str]:
+        argv = [*command, "-p", "portd-plan-export"]
+        for file in files:
+            argv += ["-f", str(file)]
+        return subprocess.run(
+            [*argv, "config"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+        )
+
+    merged = config(base, exported)
+    assert merged.returncode == 0, merged.stderr
+    for p in plan.ports:
+        assert f"target: {p.port}\n" in merged.stdout, p.label
+        assert re.search(rf'published: "?{p.port}"?\n', merged.stdout), p.label
+    alone = config(exported)
+    assert alone.returncode != 0 and "image" in alone.stderr, "alone it is an override"

@@ -207,9 +207,17 @@ def _status_row(
 
 
 def export(args: argparse.Namespace) -> int:
-    from ..plan import export_plan
+    from ..plan_export import export_plan
 
-    out(export_plan(load(args.plan), args.format))
+    job: str | None = args.job
+    if job is not None and args.format != "nomad":
+        raise CliError(f"--job names the Nomad job: use it with --format nomad, not {args.format}")
+    plan = load(args.plan)
+    try:
+        text = export_plan(plan, args.format, job=job)
+    except ValueError as err:  # a --job that Nomad would not take
+        raise CliError(f"--job: {err}") from None
+    out(text)
     return OK
 
 
