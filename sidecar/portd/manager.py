@@ -63,6 +63,7 @@ class PortManager:
         self.counters: Counter[str] = Counter()
         self._taken: dict[LeaseKey, int] = {}  # leased here, to release on a clean exit
         self._given_back: dict[LeaseKey, int] = {}  # released here: their port of last time
+        self._keys: dict[tuple[str, str], LeaseKey] = {}  # (app id, service): built once
         self.wanted: set[int] = set()  # preferred ports that were taken: announce when free
         self._listeners: list[EventListener] = []
         self._lock = threading.RLock()
@@ -117,7 +118,13 @@ class PortManager:
             return config
 
     def key(self, service: str) -> LeaseKey:
-        return LeaseKey(self.owner, self.allocation.app_id, service)
+        app_id = self.allocation.app_id
+        key = self._keys.get((app_id, service))
+        if key is None:
+            if len(self._keys) >= 1024:  # any name a client sends: keep the cache bounded
+                self._keys.clear()
+            key = self._keys[app_id, service] = LeaseKey(self.owner, app_id, service)
+        return key
 
     # --- allocation ------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,14 @@ class LeaseKey:
     owner: ProcessIdentity
     app_id: str
     service: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Hashed on every allocate and release (the manager's dicts): work it out once.
+        object.__setattr__(self, "_hash", hash(self.params()))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def params(self) -> tuple[int, float, str, str]:
         return (self.owner.pid, self.owner.started, self.app_id, self.service)

@@ -11,6 +11,7 @@ nested arrays raise RecursionError. Here each of those is a clear `ParseError` o
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 from typing import Any
 
@@ -50,9 +51,25 @@ def _constant(name: str) -> float:
     raise _NotJson(f"{name} is not JSON")
 
 
-_DECODE = json.JSONDecoder(
-    object_pairs_hook=_object, parse_float=_number, parse_constant=_constant
-).decode
+# The C scanner straight: `JSONDecoder.decode` adds two regex matches a message around it.
+_SCAN = json.scanner.make_scanner(
+    json.JSONDecoder(  # type: ignore[arg-type]  # typeshed wants the scanner's own type
+        object_pairs_hook=_object, parse_float=_number, parse_constant=_constant
+    )
+)
+_BLANK = " \t\n\r"  # JSON's white space, no more
+
+
+def _decode(text: str) -> Any:
+    if text[:1] in _BLANK or text[-1:] in _BLANK:
+        text = text.strip(_BLANK)
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration as stop:
+        raise json.JSONDecodeError("Expecting value", text, stop.value) from None
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
 
 
 def parse_message(payload: bytes) -> Any:
@@ -61,7 +78,7 @@ def parse_message(payload: bytes) -> Any:
     if payload.startswith(_BOM):  # tolerated, as RFC 8259 allows
         payload = payload[len(_BOM) :]
     try:
-        message = _DECODE(payload.decode())
+        message = _decode(payload.decode())
     except _DuplicateKey as exc:
         raise InvalidRequest(f"Invalid request: duplicate key {str(exc)[:64]!r}") from None
     except RecursionError:

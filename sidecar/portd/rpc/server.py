@@ -59,9 +59,10 @@ class FrameWriter:
         with self._lock:
             if self.closed:
                 return
-            view = memoryview(frame)
             try:
-                while view:
+                written = os.write(self._fd, frame)
+                view = memoryview(frame)[written:] if written < len(frame) else None
+                while view:  # the pipe was full: the rest, as the app reads it
                     view = view[os.write(self._fd, view) :]
             except OSError as exc:  # EPIPE: the app closed our stdout; keep serving regardless
                 self.closed = True
