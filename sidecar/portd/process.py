@@ -69,8 +69,11 @@ def is_same_user(pid: int) -> bool:
     effective uid, or a set-user-id program's, is not ours, even though the kernel would let
     us (or root) signal it. A process we cannot see is not ours either."""
     try:
-        uids = psutil.Process(pid).uids()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, AttributeError):
+        process = psutil.Process(pid)
+        if not hasattr(process, "uids"):  # Windows: no uids, but an account name
+            return bool(process.username() == psutil.Process().username())
+        uids = process.uids()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
     me = os.getuid()
     return uids.real == me and uids.effective == me and uids.saved == me

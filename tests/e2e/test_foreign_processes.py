@@ -321,3 +321,18 @@ def test_the_cli_works_around_a_stranger_on_this_users_lease_and_leaves_it_alone
     assert port not in regfile.leased_ports(registry_path)
     assert portd("free", "--range", f"{port}-{port}", registry=registry_path).code == 1
     stranger.assert_untouched()
+
+
+def test_a_sidecar_refuses_another_users_process_as_its_app_and_exits_2(
+    spawn_sidecar: Callable[..., Sidecar], registry_path: Path, foreign_user: ForeignUser
+) -> None:
+    stranger = foreign_user.listen(0)
+
+    sidecar = spawn_sidecar(parent_pid=stranger.pid)
+
+    assert sidecar.wait_exit() == 2
+    log = sidecar.stderr_text()
+    assert f"the app (pid {stranger.pid}) runs as user {foreign_user.name}" in log, log
+    assert "Traceback" not in log
+    assert not registry_path.exists() or regfile.leases(registry_path) == []
+    stranger.assert_untouched()

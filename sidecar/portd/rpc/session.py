@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..manager import PortManager
-from ..process import Lineage, lineage
+from ..process import Lineage, is_same_user, lineage, user_of
 from ..protocol.defaults import AllocationConfig
 from ..protocol.errors import InvalidRequest, ParseError, ShuttingDown
 from ..registry import MEMORY, Registry, RegistryOpenError
@@ -102,6 +102,14 @@ class Session:
             apps = lineage(launch.owner_pid)
         except LookupError as exc:
             log.error("%s; nothing to serve", exc)
+            return None
+        if not is_same_user(apps.owner.pid):
+            # Its leases would be ours to reclaim and its servers ours to end: refused, as
+            # `portd allocate --owner-pid` refuses it.
+            who = user_of(apps.owner.pid)
+            log.error(
+                "the app (pid %d) runs as %s, not as you; nothing to serve", launch.owner_pid, who
+            )
             return None
         manager = PortManager(
             open_registry(options.registry), apps.owner, AllocationConfig(app_id=options.app_id)
