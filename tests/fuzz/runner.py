@@ -114,7 +114,9 @@ class Runner:
                     if not members
                     else sum(not isinstance(m.get("id"), Tagged) for m in members)
                 )
-            chunks.append(self.sidecar.frame(body))
+            # Hypothesis also draws the code's own string literals: "shutdown" would end
+            # the run as it should. The same length keeps an LSP frame's length right.
+            chunks.append(self.sidecar.frame(body.replace(b'"shutdown"', b'"shutdowm"')))
         self.frames += len(example)
         self.examples += 1
         self.send(Sent(self.sidecar.framing, b"".join(chunks), ids, untagged))
