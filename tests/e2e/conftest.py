@@ -12,10 +12,13 @@ not pass. What it saw goes to the terminal summary. (Linux only: it reads /proc.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.support.monitoring import configure
+from tests.support.processes import FakeApp
+from tests.support.sidecar import Sidecar
 from tests.support.socket_guard import Guard
 
 _guard: Guard | None = None
@@ -66,3 +69,16 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for report in _reports:
         terminalreporter.write_line(report)
+
+
+# The monitoring tests' app and its sidecar, scanning often (tests.support.monitoring).
+@pytest.fixture
+def app(start_app: Callable[[], FakeApp]) -> FakeApp:
+    return start_app()
+
+
+@pytest.fixture
+def sidecar(spawn_sidecar: Callable[..., Sidecar], app: FakeApp) -> Sidecar:
+    sidecar = spawn_sidecar(parent_pid=app.pid)
+    configure(sidecar)
+    return sidecar

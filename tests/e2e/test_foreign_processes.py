@@ -34,7 +34,7 @@ from portd.process import identify
 from portd.registry import Registry
 from tests.e2e.test_cli import lease_for, portd
 from tests.support import regfile
-from tests.support.monitoring import configure, has_ended
+from tests.support.monitoring import about, has_ended
 from tests.support.processes import FakeApp, Listener
 from tests.support.sidecar import RpcError, Sidecar, wait_until
 from tests.support.users import ForeignUser
@@ -43,22 +43,6 @@ Spawn = Callable[..., Sidecar]
 DEADLINE = 15.0
 PERMISSION_DENIED = -32003
 FAILED = 3  # the CLI's exit code for "portd could not do it"
-
-
-@pytest.fixture
-def app(start_app: Callable[[], FakeApp]) -> FakeApp:
-    return start_app()
-
-
-@pytest.fixture
-def sidecar(spawn_sidecar: Spawn, app: FakeApp) -> Sidecar:
-    sidecar = spawn_sidecar(parent_pid=app.pid)
-    configure(sidecar)
-    return sidecar
-
-
-def about(service: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda event: event.get("service") == service
 
 
 def refused(call: Callable[[], Any]) -> RpcError:

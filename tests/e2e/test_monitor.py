@@ -14,8 +14,8 @@ import pytest
 
 from tests.support.monitoring import (
     DeferredListener,
+    about,
     binds,
-    configure,
     events_settled,
     run_scans,
 )
@@ -24,22 +24,6 @@ from tests.support.sidecar import RpcError, Sidecar, wait_until
 
 Spawn = Callable[..., Sidecar]
 DEADLINE = 15.0  # generous: the scan interval is 0.2 s, so two intervals is 0.4 s
-
-
-@pytest.fixture
-def app(start_app: Callable[[], FakeApp]) -> FakeApp:
-    return start_app()
-
-
-@pytest.fixture
-def sidecar(spawn_sidecar: Spawn, app: FakeApp) -> Sidecar:
-    sidecar = spawn_sidecar(parent_pid=app.pid)
-    configure(sidecar)
-    return sidecar
-
-
-def about(service: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda event: event.get("service") == service
 
 
 def events_for(sidecar: Sidecar, kind: str, service: str) -> list[dict[str, Any]]:

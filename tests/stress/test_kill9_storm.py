@@ -34,7 +34,7 @@ import pytest
 
 from tests.support.monitoring import binds
 from tests.support.processes import FakeApp
-from tests.support.regfile import integrity_check, query
+from tests.support.regfile import assert_registry_sound, query
 from tests.support.sidecar import Sidecar
 
 SIDECARS = 100  # at least, over the whole storm
@@ -309,25 +309,6 @@ class Model:
 
 
 # --- the registry file -----------------------------------------------------------------------
-
-
-def assert_registry_sound(path: Path, note: str) -> None:
-    if not path.exists():
-        return  # every sidecar so far was killed before it created the file
-    assert integrity_check(path) == "ok", note
-    tables = {name for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type='table'")}
-    if "leases" not in tables:
-        return  # killed before the schema was committed: nothing half-made is left
-    assert query(path, "SELECT port FROM leases GROUP BY port HAVING COUNT(*) > 1") == [], note
-    assert (
-        query(
-            path,
-            "SELECT owner_pid, owner_started, app_id, service FROM leases "
-            "GROUP BY owner_pid, owner_started, app_id, service HAVING COUNT(*) > 1",
-        )
-        == []
-    ), note
-    assert query(path, "SELECT COUNT(*) FROM leases WHERE port NOT BETWEEN 1 AND 65535") == [(0,)]
 
 
 def owner_of(app: FakeApp) -> Owner:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -141,3 +142,8 @@ def terminate(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def about(service: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches the events about `service`."""
+    return lambda event: event.get("service") == service

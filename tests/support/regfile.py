@@ -45,3 +45,23 @@ def leased_ports(path: Path | str) -> set[int]:
 
 def integrity_check(path: Path | str) -> str:
     return str(query(path, "PRAGMA integrity_check")[0][0])
+
+
+def assert_registry_sound(path: Path, note: str) -> None:
+    if not path.exists():
+        return  # killed before it created the file
+    assert integrity_check(path) == "ok", note
+    tables = {name for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    if "leases" not in tables:
+        return  # killed before the schema was committed: nothing half-made is left
+    assert query(path, "SELECT port FROM leases GROUP BY port HAVING COUNT(*) > 1") == [], note
+    assert (
+        query(
+            path,
+            "SELECT owner_pid, owner_started, app_id, service FROM leases "
+            "GROUP BY owner_pid, owner_started, app_id, service "
+            "HAVING COUNT(*) > 1",
+        )
+        == []
+    ), note
+    assert query(path, "SELECT COUNT(*) FROM leases WHERE port NOT BETWEEN 1 AND 65535") == [(0,)]
