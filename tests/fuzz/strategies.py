@@ -39,7 +39,7 @@ scalars = (
     | st.sampled_from([0, 1, 1421, 65535, 65536, 70000, -1, 10**30])
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30)
-    | st.text(min_size=200, max_size=3000)  # past ServiceName's 200
+    | st.text(min_size=190, max_size=400)  # about ServiceName's 200
 )
 json_values = st.recursive(
     scalars,
