@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ECHO = "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line)\n    sys.stdout.flush()\n"
+BLOCK = 50  # round trips a turn, sidecar and echo alternating
 HELLO = 'import sys, json\nsys.stdin.readline()\nprint(json.dumps({"hello": 1}), flush=True)\n'
 
 
@@ -127,29 +128,32 @@ def round_trips(registry: Path, command: list[str] | None, pairs: int) -> dict[s
 
 
 def _round_trips(registry: Path, command: list[str] | None, pairs: int) -> dict[str, float]:
+    """The sidecar and the echo take turns, a block each: this VM's speed drifts by a third
+    within seconds, and timing one after the other would compare two different machines."""
     sidecar = Child(sidecar_args(registry, command), {"PORTD_LOG": "warning"})
     sidecar.line()
-    times = []
-    for _ in range(pairs):
-        t0 = time.perf_counter()
-        sidecar.call("allocate_port", service_name="bench")
-        sidecar.call("release_port", service_name="bench")
-        times.append(time.perf_counter() - t0)
-    sidecar.close()
     echo = Child([sys.executable, "-c", ECHO])
-    echo_times = []
-    for n in range(pairs):
-        t0 = time.perf_counter()
-        echo.write({"n": n})
-        echo.line()
-        echo_times.append(time.perf_counter() - t0)
+    times: list[float] = []
+    echo_times: list[float] = []
+    for block in range(pairs // BLOCK):
+        for _ in range(BLOCK):
+            t0 = time.perf_counter()
+            sidecar.call("allocate_port", service_name="bench")
+            sidecar.call("release_port", service_name="bench")
+            times.append(time.perf_counter() - t0)
+        for n in range(BLOCK):
+            t0 = time.perf_counter()
+            echo.write({"n": block * BLOCK + n})
+            echo.line()
+            echo_times.append(time.perf_counter() - t0)
+    sidecar.close()
     echo.close()
-    pair = statistics.median(times)
+    pair, floor = statistics.median(times), statistics.median(echo_times)
     return {
         "roundtrip_pair_us": round(pair * 1e6, 1),
-        "echo_roundtrip_us": round(statistics.median(echo_times) * 1e6, 1),
+        "echo_roundtrip_us": round(floor * 1e6, 1),
         "roundtrips_per_s": round(1 / pair, 1),
-        "roundtrip_ratio": round(pair / statistics.median(echo_times), 2),
+        "roundtrip_ratio": round(pair / floor, 2),
     }
 
 

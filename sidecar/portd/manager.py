@@ -253,7 +253,10 @@ class PortManager:
 
     def _remember_wanted(self, preferred: int | None, got: int) -> None:
         """Ports asked for but taken by someone else: announce them when they free up."""
-        for port in {preferred, self.allocation.preferred_port} - {None, got, *self.wanted}:
+        configured = self.allocation.preferred_port
+        if preferred is None and (got == configured or configured in self.wanted):
+            return  # the common case, on every claim: nothing to look up
+        for port in {preferred, configured} - {None, got, *self.wanted}:
             other = self.registry.lease_on(port)  # type: ignore[arg-type]
             if other is None or other.owner != self.owner:
                 self.wanted.add(port)  # type: ignore[arg-type]

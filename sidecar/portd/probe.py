@@ -89,14 +89,26 @@ def check_port(port: int, host: str | None = None) -> PortStatus:
 _DUAL_STACK_COVERS_IPV4 = sys.platform.startswith("linux")
 
 
+def _v6only_by_default() -> bool:
+    try:
+        with open("/proc/sys/net/ipv6/bindv6only") as setting:
+            return setting.read().strip() != "0"
+    except OSError:
+        return True  # unknown: turn it off on every socket
+
+
+_V6ONLY_BY_DEFAULT = _DUAL_STACK_COVERS_IPV4 and _v6only_by_default()
+
+
 def _check_dual_stack(port: int) -> PortStatus:
     # The C socket type and no `with`: this runs on every claim, and the Python wrapper's
-    # construction and close cost as much as the bind. IPV6_V6ONLY is set off explicitly,
-    # whatever net.ipv6.bindv6only says.
+    # construction and close cost as much as the bind. IPV6_V6ONLY is turned off where
+    # net.ipv6.bindv6only turns it on; elsewhere a socket starts dual-stack already.
     sock = _socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        if _V6ONLY_BY_DEFAULT:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(("::", port))
     except OSError as exc:
         if exc.errno == errno.EACCES:

@@ -215,8 +215,11 @@ def _encode(reply: dict[str, Any] | list[dict[str, Any]]) -> bytes:
         return encode_json(error_response(InternalError(), reply.get("id")))
 
 
+_ID_TYPES = frozenset({str, int, float, type(None)})  # exact types: a bool is no id
+
+
 def _is_valid_id(value: Any) -> bool:
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+    return type(value) in _ID_TYPES
 
 
 def _envelope_problem(request: Any) -> str | None:
