@@ -39,6 +39,9 @@ from tests.support.processes import FakeApp, Listener
 from tests.support.sidecar import RpcError, Sidecar, wait_until
 from tests.support.users import ForeignUser
 
+# The engine is the same in both builds: the one-dir tier proves it frozen.
+pytestmark = pytest.mark.engine
+
 Spawn = Callable[..., Sidecar]
 DEADLINE = 15.0
 PERMISSION_DENIED = -32003

@@ -41,6 +41,9 @@ from tests.support.faults import (
 )
 from tests.support.sidecar import Sidecar
 
+# The engine is the same in both builds: the one-dir tier proves it frozen.
+pytestmark = pytest.mark.engine
+
 __all__ = ["disk", "other_user"]  # fixtures
 
 Spawn = Callable[..., Sidecar]

@@ -39,16 +39,21 @@ scalars = (
     | st.sampled_from([0, 1, 1421, 65535, 65536, 70000, -1, 10**30])
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30)
-    | st.text(min_size=190, max_size=400)  # about ServiceName's 200
+    # Past ServiceName's 200 characters, cheaply: drawing each of them costs hypothesis time.
+    | st.builds(
+        lambda text, times: (text or "x") * times, st.text(max_size=4), st.integers(50, 120)
+    )
 )
 json_values = st.recursive(
     scalars,
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
     ),
-    max_leaves=8,
+    max_leaves=5,
 )
-configs = st.dictionaries(st.sampled_from(CONFIG_FIELDS) | st.text(max_size=8), json_values)
+configs = st.dictionaries(
+    st.sampled_from(CONFIG_FIELDS) | st.text(max_size=8), json_values, max_size=3
+)
 params = (
     st.dictionaries(
         st.sampled_from(PARAM_NAMES) | st.text(max_size=12),
@@ -169,4 +174,4 @@ frames = st.one_of(
     batches,
     st.builds(Raw, raw_bodies),
 )
-examples = st.lists(frames, min_size=4, max_size=30)
+examples = st.lists(frames, min_size=8, max_size=40)
