@@ -12,6 +12,7 @@ from typing import Any
 
 from .contention import bench_contention
 from .dispatchers import bench_dispatchers, with_jsonrpcserver
+from .etcd import bench_etcd
 from .frozen import bench_frozen
 from .idle import bench_idle
 from .scan import bench_scan
@@ -49,7 +50,7 @@ def main() -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="run only these: startup frozen roundtrip scan contention idle dispatch",
+        help="run only these: startup frozen roundtrip scan contention idle dispatch etcd",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="portd-bench-") as tmp:
@@ -62,6 +63,7 @@ def main() -> int:
             "contention": lambda: bench_contention(folder),
             "idle": lambda: bench_idle(folder, args.idle_seconds),
             "dispatch": lambda: bench_dispatchers(args.runs),
+            "etcd": lambda: bench_etcd(folder),
         }
         results: dict[str, Any] = {}
         for name, suite in suites.items():

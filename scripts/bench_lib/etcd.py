@@ -13,9 +13,11 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from portd._etcd_client import delete, prefix_end
 from portd.process import ProcessIdentity
-from portd.registry import LeaseKey
+from portd.registry import LeaseKey, Registry
 from portd.registry_etcd import EtcdRegistry
 
 LOW, HIGH = 20000, 59999
@@ -52,6 +54,29 @@ def bench_claims(endpoint: str, seconds: float = 3.0) -> dict[str, float]:
             registries[0].client.txn([], [delete(keys.prefix + "/", prefix_end(keys.prefix + "/"))])
             for registry in registries:
                 registry.close()
+    return results
+
+
+def bench_etcd(folder: Path, seconds: float = 3.0) -> dict[str, float]:
+    """`bench_claims` on a private etcd, beside the same single-client loop on a SQLite file
+    in the same run; nothing (and a note) where there is no etcd binary."""
+    if shutil.which("etcd") is None:
+        print(
+            "bench: etcd skipped: no etcd on PATH (scripts/lib/etcd.sh installs it)",
+            file=sys.stderr,
+        )
+        return {}
+    (folder / "etcd").mkdir(exist_ok=True)
+    with private_etcd(folder / "etcd") as endpoint:
+        results = bench_claims(endpoint, seconds)
+    registry = Registry.open(folder / "claims.sqlite3")
+    try:
+        claimed = sum(map(len, _run([registry], seconds)))  # type: ignore[list-item]
+    finally:
+        registry.close()
+    results["sqlite_single_claims_per_s"] = round(claimed / seconds, 1)
+    ratio = results["etcd_single_claims_per_s"] / results["sqlite_single_claims_per_s"]
+    results["etcd_vs_sqlite_single"] = round(ratio, 3)
     return results
 
 
