@@ -89,19 +89,12 @@ class Dispatcher:
         self._flat = {name: SchemaValidator(*schema) for name, schema in FLAT_PARAMS.items()}
 
     async def handle(self, payload: bytes) -> bytes | None:
-        message = self.parse(payload)
-        if isinstance(message, bytes):
-            return message
-        return self.answer_now(message) if self.is_quick(message) else await self.answer(message)
-
-    @staticmethod
-    def parse(payload: bytes) -> Any:
-        """The decoded message, or the ready-made error reply (bytes) if it is not JSON (or
-        not a message: see `parse_message`)."""
+        """One frame's body to its answer, as the session gives it (without its threads)."""
         try:
-            return parse_message(payload)
-        except PortdError as exc:
+            message = parse_message(payload)
+        except PortdError as exc:  # not JSON, or not a message
             return encode_json(error_response(exc))
+        return self.answer_now(message) if self.is_quick(message) else await self.answer(message)
 
     @staticmethod
     def is_quick(message: Any) -> bool:
