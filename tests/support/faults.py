@@ -27,6 +27,7 @@ import pytest
 
 from portd.process import ProcessIdentity
 from portd.registry import LeaseKey, Registry
+from tests.support import users
 
 ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root: mount, chattr and useradd")
@@ -113,17 +114,10 @@ def fault_lines(stderr: str) -> list[str]:
 @pytest.fixture
 def other_user() -> Iterator[pwd.struct_passwd]:
     """A user of this machine who is not us, made for the test and removed after it."""
-    if not ROOT:
-        pytest.skip("needs root to add a user")
-    name = f"portd-mallory{os.getpid() % 100000}"
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        run("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name)
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        run("userdel", name)
+    if (reason := users.skip_reason()) is not None:
+        pytest.skip(reason)
+    with users.foreign_user() as user:
+        yield pwd.getpwnam(user.name)
 
 
 @pytest.fixture
