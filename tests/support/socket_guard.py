@@ -274,6 +274,8 @@ class Guard:
         process look like a sidecar that listens, to prove the guard would see it."""
         with self._lock:
             self._exempt.add(pid)
+            # A sample may have counted it between its start and this call.
+            self.sidecars.discard(pid)
         try:
             yield
         finally:
