@@ -10,12 +10,13 @@ from __future__ import annotations
 
 FRAMINGS = ("auto", "ndjson", "lsp")
 _FLAGS = {"--registry": "registry", "--parent-pid": "parent_pid", "--framing": "framing",
-          "--app-id": "app_id"}  # fmt: skip
+          "--app-id": "app_id", "--host-id": "host_id"}  # fmt: skip
 
 
 def parse(argv: list[str]) -> dict[str, object] | None:
     values: dict[str, object] = {
         "registry": None, "parent_pid": None, "framing": "ndjson", "app_id": "default",
+        "host_id": None,
     }  # fmt: skip
     i = 0
     while i < len(argv):
@@ -40,9 +41,26 @@ def parse(argv: list[str]) -> dict[str, object] | None:
     return values
 
 
-def run(registry: str | None, parent_pid: int | None, framing: str, app_id: str) -> int:
+def run(
+    registry: str | None,
+    parent_pid: int | None,
+    framing: str,
+    app_id: str,
+    host_id: str | None = None,
+) -> int:
     from . import __version__
-    from .config import resolve_registry
+    from .config import resolve_host_id, resolve_registry
     from .rpc.server import ServeOptions, serve
 
-    return serve(ServeOptions(resolve_registry(registry), parent_pid, framing, app_id, __version__))
+    where, host = resolve_registry(registry), resolve_host_id(host_id)
+    if where.startswith("etcd"):  # refused before `ready`, which the app would wait past
+        from .registry_backend import etcd_address, is_etcd
+
+        try:
+            _ = is_etcd(where) and etcd_address(where)
+        except ValueError as exc:
+            import sys
+
+            sys.stderr.write(f"portd serve: --registry: {exc}\n")
+            return 2
+    return serve(ServeOptions(where, parent_pid, framing, app_id, __version__, host))

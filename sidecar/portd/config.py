@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 REGISTRY_ENV = "PORTD_REGISTRY"
+HOST_ID_ENV = "PORTD_HOST_ID"
 REGISTRY_FILE = "registry.sqlite3"
 
 
@@ -19,8 +20,19 @@ def default_registry_path() -> Path:
 
 
 def resolve_registry(arg: str | None) -> str:
-    """`--registry`, else `$PORTD_REGISTRY`, else the user's state folder."""
+    """`--registry`, else `$PORTD_REGISTRY`, else the user's state folder: a file, or an
+    etcd address (`etcd://HOST:PORT[/prefix]`) as given."""
+    from .registry_backend import is_etcd
+
     chosen = arg or os.environ.get(REGISTRY_ENV)
     if chosen:
-        return chosen if chosen == ":memory:" else os.path.abspath(os.path.expanduser(chosen))
+        if chosen == ":memory:" or is_etcd(chosen):
+            return chosen
+        return os.path.abspath(os.path.expanduser(chosen))
     return str(default_registry_path())
+
+
+def resolve_host_id(arg: str | None) -> str | None:
+    """`--host-id`, else `$PORTD_HOST_ID`, else None: the etcd registry then names this host
+    by its hostname."""
+    return arg or os.environ.get(HOST_ID_ENV) or None

@@ -13,10 +13,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from . import probe
-from .lease_state import port_info, port_owner
+from .lease_state import is_live, port_info, port_owner
 from .process import Liveness, ProcessIdentity, is_alive
 from .protocol.defaults import AllocationConfig
 from .protocol.errors import (
@@ -27,7 +28,8 @@ from .protocol.errors import (
     UnknownService,
     wire_errors,
 )
-from .registry import Lease, LeaseKey, Registry, Transaction
+from .registry import Lease, LeaseKey
+from .registry_backend import RegistryBackend, RegistryTransaction
 
 # The models (pydantic) load on first use: allocation needs none of them, and a sidecar's
 # first answers are allocations.
@@ -47,7 +49,7 @@ PlanLookup = Callable[[str], int | None]
 class PortManager:
     def __init__(
         self,
-        registry: Registry,
+        registry: RegistryBackend,
         owner: ProcessIdentity,
         config: PortConfig | AllocationConfig | None = None,
         plan_port: PlanLookup | None = None,
@@ -133,7 +135,8 @@ class PortManager:
     ) -> int:
         """A port that is usable now; nothing is leased, so it may be gone by the time the
         caller binds it. `allocate_port` is the race-free way."""
-        port, _, _ = self._pick(self.registry, None, preferred, port_range)
+        with self.registry.reading() as tx:
+            port, _, _ = self._pick(tx, None, preferred, port_range)
         return port
 
     def allocate_port(self, service: str, preferred: int | None = None) -> int:
@@ -193,9 +196,10 @@ class PortManager:
         under contention every sidecar eyes the same lowest free port, and retrying
         optimistically only repeats the race."""
         passed_over = {replacing.port} if replacing else set()
-        port, seen, origin = self._pick(
-            self.registry, key.service, preferred, None, passed_over, claiming=replacing is None
-        )
+        with self.registry.reading() as tx:
+            port, seen, origin = self._pick(
+                tx, key.service, preferred, None, passed_over, claiming=replacing is None
+            )
         if replacing is None and seen is None:
             try:
                 taken = (
@@ -210,23 +214,29 @@ class PortManager:
             if taken is not None:
                 self._remember_wanted(preferred, taken.port)
                 return taken
+
+        def take(tx: RegistryTransaction) -> tuple[Lease, Lease | None]:
+            # Run again from the start if etcd finds that someone wrote what it read.
+            nonlocal port, seen
+            # The range is full (or all strangers'), or someone got there first.
+            if origin == "range" or port in passed_over or tx.lease_on(port) != seen:
+                passed_over.add(port)
+                port, seen, _ = self._pick(tx, key.service, preferred, None, passed_over)
+            if seen is not None:
+                tx.delete(port)
+            if replacing is not None:
+                tx.delete(replacing.port)
+            return tx.insert(port, key), seen
+
         try:
-            with self.registry.transaction() as tx:
-                # The range is full (or all strangers'), or someone got there first.
-                if origin == "range" or port in passed_over or tx.lease_on(port) != seen:
-                    passed_over.add(port)
-                    port, seen, _ = self._pick(tx, key.service, preferred, None, passed_over)
-                if seen is not None:
-                    log.info("reclaiming port %d from dead owner pid %d", port, seen.owner.pid)
-                    tx.delete(port)
-                if replacing is not None:
-                    tx.delete(replacing.port)
-                lease = tx.insert(port, key)
+            lease, reclaimed = self.registry.run_transaction(take)
         except sqlite3.IntegrityError:
             shared = self.registry.renew(key)
             if shared is None:
                 raise
             return shared
+        if reclaimed is not None:
+            log.info("reclaimed port %d from dead owner pid %d", lease.port, reclaimed.owner.pid)
         self._remember_wanted(preferred, lease.port)
         return lease
 
@@ -263,7 +273,7 @@ class PortManager:
 
     def _pick(
         self,
-        source: Registry | Transaction,
+        tx: RegistryTransaction,
         service: str | None,
         preferred: int | None,
         port_range: tuple[int, int] | None,
@@ -271,17 +281,14 @@ class PortManager:
         claiming: bool = False,
     ) -> tuple[int, Lease | None, Origin]:
         """The first usable candidate, the (dead) lease it still carries, if any, and where
-        it came from: read from the registry as it is, or inside a claim's transaction.
+        it came from: read from a snapshot of the registry, or inside a claim's transaction.
         Ports found unusable join a mutable `passed_over`, so that a second pick, inside
         the lock after a lost race, walks only what is left and holds the lock as briefly
         as it can. When `claiming`, the range comes as one candidate that the claim
         searches itself (and bind-checks what it gets)."""
-        if isinstance(source, Registry):
-            with source.reading() as tx:
-                return self._pick(tx, service, preferred, port_range, passed_over, claiming)
-        for port, origin in self._candidates(source, service, preferred, port_range, claiming):
+        for port, origin in self._candidates(tx, service, preferred, port_range, claiming):
             if port not in passed_over or origin == "range":
-                usable, seen = self._usable(source, port, origin)
+                usable, seen = self._usable(tx, port, origin)
                 if usable:
                     return port, seen, origin
                 if isinstance(passed_over, set) and origin != "os":
@@ -290,7 +297,7 @@ class PortManager:
 
     def _candidates(
         self,
-        tx: Transaction,
+        tx: RegistryTransaction,
         service: str | None,
         preferred: int | None,
         port_range: tuple[int, int] | None,
@@ -326,7 +333,9 @@ class PortManager:
         for _ in range(self.allocation.max_retries):  # 0: never leave the range
             yield probe.os_assigned_port(), "os"
 
-    def _usable(self, tx: Transaction, port: int, origin: Origin) -> tuple[bool, Lease | None]:
+    def _usable(
+        self, tx: RegistryTransaction, port: int, origin: Origin
+    ) -> tuple[bool, Lease | None]:
         if origin == "range":
             return True, None
         # Ports named by number (asked for, planned, sticky, configured) may be ones browsers
@@ -338,8 +347,8 @@ class PortManager:
         # The range walk yields only ports it found unleased in this same snapshot.
         lease = None if origin == "picked" else tx.lease_on(port)
         if lease is not None:
-            if lease.owner == self.owner:
-                return False, None  # another service of this very app
+            if lease.owner == self.owner or not self.registry.is_local(lease):
+                return False, None  # another service of this app, or another host's lease
             # The port the caller asked for deserves a fresh look at its owner.
             alive, fresh = self.alive, origin == "asked"
             if alive(lease.owner, fresh) or any(alive(h, fresh) for h in lease.holders):
@@ -374,17 +383,22 @@ class PortManager:
             log.info("released %s", service)
 
     def add_holder(self, lease: Lease, holder: ProcessIdentity) -> None:
-        with self.registry.transaction() as tx:
+        def add(tx: RegistryTransaction) -> None:
             current = tx.lease_on(lease.port)
             if current is not None and current.key == lease.key and holder not in current.holders:
                 tx.set_holders(lease.port, (*current.holders, holder))
 
+        self.registry.run_transaction(add)
+
     def forget(self, lease: Lease) -> None:
         """Drop a lease whatever its owner: the orphan it recorded has been ended."""
-        with self.registry.transaction() as tx:
+
+        def drop(tx: RegistryTransaction) -> None:
             current = tx.lease_on(lease.port)
             if current is not None and current.key == lease.key:
                 tx.delete(lease.port)
+
+        self.registry.run_transaction(drop)
 
     def release_taken(self) -> None:
         """On exit: end the leases this sidecar took, except those that are becoming orphans
@@ -395,16 +409,22 @@ class PortManager:
             self._release_taken(owner_alive)
 
     def _release_taken(self, owner_alive: bool) -> None:
+        def release(tx: RegistryTransaction, *, key: LeaseKey) -> Lease | None:
+            """The lease kept as an orphan, if it is one."""
+            lease = tx.find(key)
+            if lease is None:
+                return None
+            if not owner_alive and any(is_alive(h) for h in lease.holders):
+                return lease
+            tx.delete(lease.port)
+            return None
+
         for key in list(self._taken):
             try:
-                with self.registry.transaction() as tx:
-                    lease = tx.find(key)
-                    if lease is None:
-                        continue
-                    if not owner_alive and any(is_alive(h) for h in lease.holders):
-                        log.info("keeping %s on port %d as an orphan", key.service, lease.port)
-                        continue
-                    tx.delete(lease.port)
+                orphan = self.registry.run_transaction(partial(release, key=key))
+                if orphan is not None:
+                    log.info("keeping %s on port %d as an orphan", key.service, orphan.port)
+                    continue
             except RegistryUnavailable:
                 # Logged by the registry. The leases stay on record, owned by the app: the
                 # next claim after the app is gone reclaims them.
@@ -423,7 +443,7 @@ class PortManager:
         if status != "free":
             return False
         lease = self.registry.lease_on(port)
-        return lease is None or not (is_alive(lease.owner) or any(map(is_alive, lease.holders)))
+        return lease is None or not is_live(lease, self.registry.is_local(lease))
 
     def lease_of(self, service: str) -> Lease:
         with self.registry.reading() as tx:
@@ -446,7 +466,7 @@ class PortManager:
         lease = self.registry.lease_on(port)
         if not pids and lease is None:
             return None
-        return port_owner(port, lease, pids)
+        return port_owner(port, lease, pids, lease is None or self.registry.is_local(lease))
 
     def get_stats(self) -> Stats:
         from .protocol.models import Stats

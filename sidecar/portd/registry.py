@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .process import ProcessIdentity
 from .protocol.errors import RegistryUnavailable
@@ -48,6 +48,7 @@ MEMORY = ":memory:"
 LOCK_WAIT = 10.0  # seconds to wait for another process's write before giving up
 BACKOFF_FIRST, BACKOFF_MAX = 50e-6, 2e-3  # seconds: a claim holds the lock for tens of us
 
+T = TypeVar("T")
 _KEY = "owner_pid = ? AND owner_started = ? AND app_id = ? AND service = ?"
 
 
@@ -218,6 +219,15 @@ class Registry:
                     self._raise_fault(exc)
                 raise
             self._own_writes += 1
+
+    def run_transaction(self, body: Callable[[Transaction], T]) -> T:
+        """`body(tx)` in one transaction: it holds the write lock, so it never conflicts
+        and runs once (etcd's may run it again: see `registry_backend`)."""
+        with self.transaction() as tx:
+            return body(tx)
+
+    def is_local(self, lease: Lease) -> bool:
+        return True  # one machine's file: every owner's pid can be looked at here
 
     def version(self) -> tuple[int, int]:
         """Changes whenever any process has written: SQLite's data_version counts the other

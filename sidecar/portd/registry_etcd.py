@@ -176,13 +176,14 @@ class EtcdRegistry:
 
     def leases(
         self, owner: ProcessIdentity | None = None, app_id: str | None = None
-    ) -> list[EtcdLease]:
-        """Every host's leases, or those of one owner (of this host) and app; by port."""
+    ) -> list[Lease]:
+        """Every host's leases (EtcdLease, naming the host), or those of one owner (of this
+        host) and app; by port."""
         start = self.keys.ports
         if owner is not None and app_id is not None:
             start = self.keys.owner(owner, app_id)
         kvs, _, _ = self.client.range(start, prefix_end(start))
-        leases = []
+        leases: list[Lease] = []
         for kv in kvs:
             try:
                 leases.append(decode(kv))

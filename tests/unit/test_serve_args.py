@@ -8,14 +8,16 @@ from portd._serve_args import parse
 
 
 def test_well_formed_flags_are_read_in_either_spelling() -> None:
-    assert parse(["--registry", "/tmp/r.db", "--parent-pid=42", "--framing", "lsp"]) == {
+    assert parse(["--registry", "/tmp/r.db", "--parent-pid=42", "--framing", "lsp",
+                  "--host-id=alpha"]) == {
         "registry": "/tmp/r.db", "parent_pid": 42, "framing": "lsp", "app_id": "default",
+        "host_id": "alpha",
     }  # fmt: skip
 
 
 def test_no_flags_give_the_defaults() -> None:
     assert parse([]) == {"registry": None, "parent_pid": None, "framing": "ndjson",
-                         "app_id": "default"}  # fmt: skip
+                         "app_id": "default", "host_id": None}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..manager import PortManager
     from ..process import ProcessIdentity
-    from ..registry import Lease, Registry
+    from ..registry import Lease
+    from ..registry_backend import RegistryBackend
 
 OK = 0  # done; the answer is yes
 NO = 1  # done; the answer is no (nothing holds the port, the plan has errors, ...)
@@ -66,7 +67,7 @@ def registry_path(arg: str | None) -> str:
     return resolve_registry(arg)
 
 
-def open_registry(arg: str | None, *, create: bool) -> Registry:
+def open_registry(arg: str | None, *, create: bool, host_id: str | None = None) -> RegistryBackend:
     """The registry to use. A command that only reads does not create the file: no file
     means no leases (a link, even one that leads nowhere, is not "no file": it is checked
     and refused like any link that is not ours). An unusable file is an error (exit 3) that
@@ -75,8 +76,11 @@ def open_registry(arg: str | None, *, create: bool) -> Registry:
     import os
 
     from ..registry import MEMORY, Registry, RegistryOpenError
+    from ..registry_backend import is_etcd
 
     path = registry_path(arg)
+    if is_etcd(path):
+        return _open_etcd(path, host_id)
     if path == MEMORY or (not create and not os.path.lexists(path)):
         return Registry.in_memory()
     try:
@@ -87,12 +91,30 @@ def open_registry(arg: str | None, *, create: bool) -> Registry:
     return registry
 
 
-def open_registry_or_memory(arg: str | None) -> Registry:
+def _open_etcd(path: str, host_id: str | None) -> RegistryBackend:
+    from ..config import resolve_host_id
+    from ..registry_backend import open_etcd
+
+    try:
+        registry = open_etcd(path, resolve_host_id(host_id))
+    except ValueError as exc:
+        raise CliError(str(exc), BAD_INPUT) from None
+    except ImportError:
+        raise CliError("this portd has no etcd client: install portd[etcd]", FAILED) from None
+    registry.log_faults = False  # `commands.run` prints the one line
+    return registry
+
+
+def open_registry_or_memory(arg: str | None, host_id: str | None = None) -> RegistryBackend:
     """As the sidecar does: an unusable file gives a private in-memory registry, marked
-    degraded, so that `health` can report it instead of failing."""
+    degraded, so that `health` can report it instead of failing. (etcd out of reach is
+    reported as it is: there is no stand-in for a shared registry.)"""
     from ..registry import MEMORY, Registry, RegistryOpenError
+    from ..registry_backend import is_etcd
 
     path = registry_path(arg)
+    if is_etcd(path):
+        return _open_etcd(path, host_id)
     if path == MEMORY:
         return Registry.in_memory()
     try:
@@ -124,7 +146,7 @@ def self_identity() -> ProcessIdentity:
     return identify(os.getpid()) or ProcessIdentity(os.getpid(), 0.0)
 
 
-def manager_for(registry: Registry, owner: ProcessIdentity | None = None) -> PortManager:
+def manager_for(registry: RegistryBackend, owner: ProcessIdentity | None = None) -> PortManager:
     from ..manager import PortManager
 
     return PortManager(registry, owner or self_identity())
@@ -168,8 +190,8 @@ def record_holders(
     for lease in leases:
         known = {h.pid for h in lease.holders}
         listening = [p for p in pids.get(lease.port, []) if p and p not in known]
-        if not listening or not is_alive(lease.owner):
-            continue
+        if not listening or not manager.registry.is_local(lease) or not is_alive(lease.owner):
+            continue  # (another host's listeners are not to be seen from here)
         for pid in listening:
             ident = identify(pid)
             if ident is not None and is_rightful(lease, pid):

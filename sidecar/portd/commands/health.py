@@ -20,7 +20,7 @@ def health(args: argparse.Namespace) -> int:
     if args.frontend_port is not None:
         frontend = FrontendConfig(port=args.frontend_port, path=args.frontend_path)
     manager = PortManager(
-        open_registry_or_memory(args.registry),
+        open_registry_or_memory(args.registry, args.host_id),
         app,
         PortConfig(app_id=args.app_id, frontend=frontend),
     )

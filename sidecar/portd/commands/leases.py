@@ -21,7 +21,7 @@ def allocate(args: argparse.Namespace) -> int:
     plan_port = _plan_lookup(args.plan) if args.plan else None
     owner = owner_identity(args.owner_pid)
     _refuse_foreign_owner(owner.pid, given=args.owner_pid is not None)
-    registry = open_registry(args.registry, create=True)
+    registry = open_registry(args.registry, create=True, host_id=args.host_id)
     config = PortConfig(app_id=args.app_id)
     if args.port_range is not None:
         config = PortConfig(
@@ -98,7 +98,7 @@ def _plan_lookup(path: str) -> Callable[[str], int | None]:
 
 
 def release(args: argparse.Namespace) -> int:
-    registry = open_registry(args.registry, create=False)
+    registry = open_registry(args.registry, create=False, host_id=args.host_id)
     owner_pid = args.owner_pid if args.owner_pid is not None else owner_identity(None).pid
     same_service = [lease for lease in registry.leases() if lease.service == args.service]
     lease = _pick([x for x in same_service if x.key.app_id == args.app_id], owner_pid)

@@ -14,7 +14,8 @@ from .table import render
 
 if TYPE_CHECKING:
     from ..plan import Finding, Plan, PlannedPort
-    from ..registry import Lease, Registry
+    from ..registry import Lease
+    from ..registry_backend import RegistryBackend
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -104,7 +105,7 @@ def next_port(args: argparse.Namespace) -> int:
     if category not in plan.categories:
         known = ", ".join(plan.categories) or "none"
         raise CliError(f"{plan.path}: no category {category!r} (categories: {known})")
-    leased = _live_leases(open_registry(args.registry, create=False))
+    leased = _live_leases(open_registry(args.registry, create=False, host_id=args.host_id))
 
     def is_free(port: int) -> bool:
         return port not in leased and probe.check_port(port) == "free"
@@ -122,14 +123,15 @@ def next_port(args: argparse.Namespace) -> int:
     return OK
 
 
-def _live_leases(registry: Registry) -> dict[int, Lease]:
+def _live_leases(registry: RegistryBackend) -> dict[int, Lease]:
+    from ..lease_state import is_live
     from ..process import Liveness
 
     alive = Liveness()
     return {
         lease.port: lease
         for lease in registry.leases()
-        if alive(lease.owner) or any(map(alive, lease.holders))
+        if is_live(lease, registry.is_local(lease), alive)
     }
 
 
@@ -140,7 +142,7 @@ def status(args: argparse.Namespace) -> int:
     from .. import probe
 
     plan = load(args.plan)
-    leased = _live_leases(open_registry(args.registry, create=False))
+    leased = _live_leases(open_registry(args.registry, create=False, host_id=args.host_id))
     listening = listening_pids({p.port for p in plan.ports})
     names = Names()
     rows: list[dict[str, Any]] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from ..lease_state import host_of, is_live, port_info
 from ..probe import listening_pids
 from .common import (
     NO,
@@ -33,21 +34,30 @@ if TYPE_CHECKING:
 
 
 def who(args: argparse.Namespace) -> int:
-    registry = open_registry(args.registry, create=False)
+
+    registry = open_registry(args.registry, create=False, host_id=args.host_id)
     manager = manager_for(registry)
     port: int = args.port
     lease = registry.lease_on(port)
     if lease is not None and record_holders(manager, [lease], listening_pids({port})):
         lease = registry.lease_on(port)
+    local = lease is None or registry.is_local(lease)
     owner = manager.get_port_owner(port)
-    held = owner is not None and (owner.pid is not None or _lease_is_live(lease))
+    leased = lease is not None and is_live(lease, local)
+    held = owner is not None and (owner.pid is not None or leased)
     if args.json:
-        print_json(owner.model_dump(mode="json") if owner is not None else None)
+        print_json(owner.model_dump(mode="json") | _host(lease) if owner is not None else None)
     elif owner is None:
         out(f"port {port} is free: nothing listens and no lease names it\n")
     else:
-        out(render_pairs(_who_rows(owner, lease, Names())))
+        out(render_pairs(_who_rows(owner, lease, Names(), local)))
     return OK if held else NO
+
+
+def _host(lease: Lease | None) -> dict[str, str]:
+    """The lease's host, for --json, where the registry names hosts (etcd)."""
+    host = host_of(lease) if lease is not None else None
+    return {"host": host} if host else {}
 
 
 COMMAND_WIDTH = 160  # characters of a command line in the table; --json has all of it
@@ -61,13 +71,9 @@ def _one_line(cmdline: list[str]) -> str | None:
     return text if len(text) <= COMMAND_WIDTH else text[: COMMAND_WIDTH - 1] + "…"
 
 
-def _lease_is_live(lease: Lease | None) -> bool:
-    from ..process import is_alive
-
-    return lease is not None and (is_alive(lease.owner) or any(map(is_alive, lease.holders)))
-
-
-def _who_rows(owner: PortOwner, lease: Lease | None, names: Names) -> list[tuple[str, object]]:
+def _who_rows(
+    owner: PortOwner, lease: Lease | None, names: Names, local: bool
+) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [("port", owner.port)]
     if owner.pid is not None:
         rows += [
@@ -85,8 +91,18 @@ def _who_rows(owner: PortOwner, lease: Lease | None, names: Names) -> list[tuple
     if info is None:
         rows.append(("lease", "none: no lease names this port"))
         return rows
+    host = host_of(lease) if lease is not None else None
+    if not local:
+        return [
+            *rows,
+            ("lease", f"{info.service} (app {info.app_id}), since {when(info.allocated_at)}"),
+            ("host", host),
+            ("owner", f"pid {info.owner_pid} on {host}"),
+            ("state", f"leased on host {host}, for as long as that host's sidecars keep it"),
+        ]
     rows += [
         ("lease", f"{info.service} (app {info.app_id}), since {when(info.allocated_at)}"),
+        *([("host", host)] if host else []),
         ("owner", names.label(info.owner_pid)),
         ("holders", ", ".join(map(names.label, info.holder_pids)) or None),
         ("state", _state_text(owner, info, lease)),
@@ -127,18 +143,20 @@ def _state_text(owner: PortOwner, info: PortInfo, lease: Lease | None) -> str:
 
 
 def ls(args: argparse.Namespace) -> int:
-    from ..lease_state import port_info
     from ..process import is_alive
 
-    registry = open_registry(args.registry, create=False)
+    registry = open_registry(args.registry, create=False, host_id=args.host_id)
     manager = manager_for(registry)
     leases = registry.leases()
     pids = listening_pids(None if args.all else {lease.port for lease in leases})
     if record_holders(manager, leases, pids):
         leases = registry.leases()
     names = Names()
-    infos = [port_info(lease, pids) for lease in leases]
-    alive = {lease.port: is_alive(lease.owner) for lease in leases}
+    local = {lease.port: registry.is_local(lease) for lease in leases}
+    hosts = {lease.port: host_of(lease) for lease in leases}
+    infos = [port_info(lease, pids, local[lease.port]) for lease in leases]
+    alive = {lease.port: not local[lease.port] or is_alive(lease.owner) for lease in leases}
+    here = {port: found for port, found in pids.items() if local.get(port, True)}
     leased = {lease.port for lease in leases}
     unleased = (
         sorted((port, pid) for port, found in pids.items() if port not in leased for pid in found)
@@ -146,29 +164,36 @@ def ls(args: argparse.Namespace) -> int:
         else []
     )
     if args.json:
-        print_json(_ls_json(registry_path(args.registry), infos, alive, pids, unleased, names))
+        listing = _ls_json(registry_path(args.registry), infos, alive, here, unleased, names)
+        if any(hosts.values()):
+            for entry in listing["leases"]:
+                entry["host"] = hosts[entry["port"]]
+        print_json(listing)
         return OK
     if not infos:
         out(f"no leases in {registry_path(args.registry)}\n")
     else:
+        shared = any(hosts.values())  # etcd: say whose host each lease is on
         out(
             render(
-                ["PORT", "SERVICE", "APP", "OWNER", "STATE", "LISTENER", "SINCE"],
+                ["PORT", "SERVICE", "APP", *(["HOST"] if shared else []), "OWNER", "STATE",
+                 "LISTENER", "SINCE"],
                 (
                     (
                         i.port,
                         i.service,
                         i.app_id,
-                        names.label(i.owner_pid),
+                        *([hosts[i.port]] if shared else []),
+                        names.label(i.owner_pid) if local[i.port] else str(i.owner_pid),
                         "stale" if i.state == "leased" and not alive[i.port] else i.state,
-                        ", ".join(map(names.label, pids.get(i.port, []))),
+                        ", ".join(map(names.label, here.get(i.port, []))),
                         when(i.allocated_at, short=True),
                     )
                     for i in infos
                 ),
                 right=[0],
             )
-        )
+        )  # fmt: skip
     if args.all:
         out("\nlistening, no lease:\n" if infos else "listening, no lease:\n")
         out(
@@ -221,7 +246,7 @@ def free(args: argparse.Namespace) -> int:
     size = high - low + 1
     if wanted > size:
         raise CliError(f"--count {wanted} is more than the {size} port(s) in {low}-{high}")
-    registry = open_registry(args.registry, create=False)
+    registry = open_registry(args.registry, create=False, host_id=args.host_id)
     manager = manager_for(registry)
     taken = _live_leased(manager, low, high)
     found: list[int] = []
@@ -258,5 +283,5 @@ def _live_leased(manager: PortManager, low: int, high: int) -> set[int]:
     return {
         lease.port
         for lease in manager.registry.leases()
-        if low <= lease.port <= high and (alive(lease.owner) or any(map(alive, lease.holders)))
+        if low <= lease.port <= high and is_live(lease, manager.registry.is_local(lease), alive)
     }

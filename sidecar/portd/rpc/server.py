@@ -28,12 +28,19 @@ _EOF = b""
 
 
 class ServeOptions:
-    __slots__ = ("app_id", "framing", "parent_pid", "registry", "version")
+    __slots__ = ("app_id", "framing", "host_id", "parent_pid", "registry", "version")
 
     def __init__(
-        self, registry: str, parent_pid: int | None, framing: str, app_id: str, version: str
+        self,
+        registry: str,
+        parent_pid: int | None,
+        framing: str,
+        app_id: str,
+        version: str,
+        host_id: str | None = None,
     ) -> None:
         self.registry = registry
+        self.host_id = host_id  # for etcd: this host's name in the shared registry
         self.parent_pid = parent_pid
         self.framing = framing  # "auto", "ndjson" or "lsp"
         self.app_id = app_id

@@ -22,6 +22,7 @@ from ..process import Lineage, is_same_user, lineage, user_of
 from ..protocol.defaults import AllocationConfig
 from ..protocol.errors import InvalidRequest, ParseError, ShuttingDown
 from ..registry import MEMORY, Registry, RegistryOpenError
+from ..registry_backend import RegistryBackend, is_etcd, open_etcd
 from .dispatch import Dispatcher, error_response, to_wire
 from .framing import Oversized, decoder_for, detect_framing
 from .handlers import build_handlers
@@ -46,9 +47,19 @@ _READ_AFTER_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar(
 Spawn = Callable[[Any, bool], None]  # runs a waiting call (message, read after exit)
 
 
-def open_registry(path: str) -> Registry:
+def open_registry(path: str, host_id: str | None = None) -> RegistryBackend | None:
     """The shared file, or, if it is unwritable or corrupt, a private memory registry: the
-    app keeps getting ports, and health reports the registry as unhealthy."""
+    app keeps getting ports, and health reports the registry as unhealthy. etcd has no such
+    stand-in (it would hand out other hosts' ports): while it is out of reach, calls answer
+    -32004. None, logged, for an address that cannot be used at all."""
+    if is_etcd(path):
+        try:
+            return open_etcd(path, host_id)
+        except ValueError as exc:
+            log.error("registry unusable: %s; nothing to serve", exc)
+        except ImportError as exc:
+            log.error("this portd has no etcd client (%s): install portd[etcd]", exc)
+        return None
     if path == MEMORY:
         return Registry.in_memory()
     try:
@@ -111,9 +122,10 @@ class Session:
                 "the app (pid %d) runs as %s, not as you; nothing to serve", launch.owner_pid, who
             )
             return None
-        manager = PortManager(
-            open_registry(options.registry), apps.owner, AllocationConfig(app_id=options.app_id)
-        )
+        registry = open_registry(options.registry, options.host_id)
+        if registry is None:
+            return None
+        manager = PortManager(registry, apps.owner, AllocationConfig(app_id=options.app_id))
         return cls(options, writer, stop, launch, apps, manager)
 
     def run(self) -> int:
