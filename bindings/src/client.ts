@@ -18,6 +18,7 @@ import type {
   PortPlanSummary,
   Ready,
   ResultOf,
+  ServiceLocation,
   Stats,
   SystemHealthStatus,
   CamelCase,
@@ -1051,6 +1052,52 @@ export class PortdClient implements PortdClientMethods {
    */
   nextPlanPort(category: string, options?: CallOptions): Promise<number> {
     return this.call('next_plan_port', { category }, options);
+  }
+
+  /**
+   * `resolve_service`: where another app's service is, from the registry every sidecar shares:
+   * every lease of it that can answer, the one to use first (live on this host, then other
+   * hosts', then orphans; the newest first). Connect to `address`:`port`. Rejects with
+   * {@link UnknownServiceError} when none can answer.
+   *
+   * @example
+   * ```ts
+   * const [api] = await client.resolveService('chat', 'api');
+   * const res = await fetch(`http://${api.address}:${api.port}/health`);
+   * ```
+   */
+  resolveService(appId: string, serviceName: string, options?: CallOptions): Promise<ServiceLocation[]> {
+    return this.call('resolve_service', { app_id: appId, service_name: serviceName }, options);
+  }
+
+  /**
+   * `watch_service`: where another app's service is now (`[]`: nowhere yet), and from now on a
+   * `port_event` ({@link onEvent}) of type `ServiceUp`, `ServiceMoved` or `ServiceDown`, with
+   * `app_id`, `service`, `address` and `port`, whenever the location to use changes. A
+   * respawned sidecar watches nothing: call it again after a reconnect.
+   *
+   * @example
+   * ```ts
+   * client.onEvent((e) => {
+   *   if (e.type === 'ServiceMoved' && e.service === 'api') reconnectTo(e.address, e.port);
+   * });
+   * const [api] = await client.watchService('chat', 'api');
+   * ```
+   */
+  watchService(appId: string, serviceName: string, options?: CallOptions): Promise<ServiceLocation[]> {
+    return this.call('watch_service', { app_id: appId, service_name: serviceName }, options);
+  }
+
+  /**
+   * `unwatch_service`: stop watching another app's service (unwatching twice is fine).
+   *
+   * @example
+   * ```ts
+   * await client.unwatchService('chat', 'api');
+   * ```
+   */
+  unwatchService(appId: string, serviceName: string, options?: CallOptions): Promise<null> {
+    return this.call('unwatch_service', { app_id: appId, service_name: serviceName }, options);
   }
 }
 

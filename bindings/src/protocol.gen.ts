@@ -129,6 +129,27 @@ export interface PortdMethods {
     params: NextPlanPortParams;
     result: number;
   };
+  /**
+   * Where another app's service is: every lease of it that can answer, the best first (live on this host, then other hosts', then orphans; the newest first).
+   */
+  resolve_service: {
+    params: ServiceRefParams;
+    result: ServiceLocation[];
+  };
+  /**
+   * Where the service is now (maybe nowhere yet), and from now on a port_event (ServiceUp, ServiceMoved, ServiceDown) whenever its best location changes.
+   */
+  watch_service: {
+    params: ServiceRefParams;
+    result: ServiceLocation[];
+  };
+  /**
+   * Stop watching the service; idempotent.
+   */
+  unwatch_service: {
+    params: ServiceRefParams;
+    result: null;
+  };
 }
 export interface InitPortManagerParams {
   config?: PortConfigUpdate | null;
@@ -348,6 +369,49 @@ export interface NextPlanPortParams {
   category: string;
 }
 /**
+ * Another app's service, named by the app's id and the service's name.
+ */
+export interface ServiceRefParams {
+  app_id: string;
+  service_name: string;
+}
+/**
+ * Where one lease of another app's service is, as `resolve_service` finds it.
+ */
+export interface ServiceLocation {
+  app_id: string;
+  service: string;
+  /**
+   * A TCP port, 1-65535.
+   */
+  port: number;
+  /**
+   * The host id of the lease's owner (for SQLite: this machine).
+   */
+  host: string;
+  /**
+   * What to connect to: 127.0.0.1 on this host, else `host`.
+   */
+  address: string;
+  /**
+   * The owner runs on this host.
+   */
+  local: boolean;
+  /**
+   * live: its owner runs; remote: another host's (only that host can tell); orphan: its owner is gone but a server it started still runs.
+   */
+  state: 'live' | 'remote' | 'orphan';
+  /**
+   * The owner's pid, on `host`.
+   */
+  pid: number;
+  holder_pids: number[];
+  /**
+   * Unix time in milliseconds.
+   */
+  allocated_at: number;
+}
+/**
  * Notifications the sidecar sends: `ready` first, then `port_event`s.
  */
 export interface PortdNotifications {
@@ -367,15 +431,27 @@ export interface Ready {
   app_id: string;
 }
 /**
- * The payload of the `port_event` notification.
+ * The payload of the `port_event` notification. The `Service*` types are about a
+ * service this sidecar watches (`watch_service`): they name its `app_id`, and `host` and
+ * `address` say where it is now (for `ServiceDown`: where it was).
  */
 export interface PortEvent {
   type:
-    'PortChanged' | 'PortConflict' | 'PortAvailable' | 'HealthCheckFailed' | 'HealthCheckSuccess';
+    | 'PortChanged'
+    | 'PortConflict'
+    | 'PortAvailable'
+    | 'HealthCheckFailed'
+    | 'HealthCheckSuccess'
+    | 'ServiceUp'
+    | 'ServiceMoved'
+    | 'ServiceDown';
   old_port?: number | null;
   new_port?: number | null;
   port?: number | null;
   service?: string | null;
+  app_id?: string | null;
+  host?: string | null;
+  address?: string | null;
   error?: string | null;
   /**
    * Unix time in milliseconds.
@@ -404,6 +480,9 @@ export const PORTD_METHOD_NAMES = [
   'load_port_plan',
   'check_port_plan',
   'next_plan_port',
+  'resolve_service',
+  'watch_service',
+  'unwatch_service',
 ] as const;
 
 /** The name of every notification. */

@@ -32,7 +32,9 @@ export type {
   PortPlanSummary,
   Ready,
   ResourceThresholds,
+  ServiceLocation,
   ServiceParams,
+  ServiceRefParams,
   Stats,
   SystemHealthStatus,
 } from './protocol.gen.js';

@@ -284,5 +284,11 @@ describe('components', () => {
     expect(describePortEvent({ type: 'PortAvailable', port: 1, timestamp: t })).toBe('port 1 is free again');
     expect(describePortEvent({ type: 'HealthCheckFailed', error: 'registry', timestamp: t })).toBe('health check failed — registry');
     expect(describePortEvent({ type: 'HealthCheckSuccess', timestamp: t })).toBe('health check passed');
+    const where = { app_id: 'chat', service: 'api', host: 'vm', address: '127.0.0.1', timestamp: t };
+    expect(describePortEvent({ type: 'ServiceUp', port: 1, ...where })).toBe('chat/api is up at 127.0.0.1:1');
+    expect(describePortEvent({ type: 'ServiceMoved', old_port: 1, new_port: 2, port: 2, ...where })).toBe(
+      'chat/api moved 1 → 127.0.0.1:2',
+    );
+    expect(describePortEvent({ type: 'ServiceDown', port: 2, ...where })).toBe('chat/api is down (was at 127.0.0.1:2)');
   });
 });

@@ -27,6 +27,7 @@ import {
   type Ready,
   type ReconnectionConfig,
   type ResultOf,
+  type ServiceLocation,
   type Stats,
   type SystemHealthStatus,
   type Transport,
@@ -67,7 +68,12 @@ describe('wire types (generated)', () => {
       | 'load_port_plan'
       | 'check_port_plan'
       | 'next_plan_port'
+      | 'resolve_service'
+      | 'watch_service'
+      | 'unwatch_service'
     >();
+    expectTypeOf<ParamsOf<'resolve_service'>>().toEqualTypeOf<{ app_id: string; service_name: string }>();
+    expectTypeOf<ResultOf<'watch_service'>>().toEqualTypeOf<ServiceLocation[]>();
     expectTypeOf<ParamsOf<'allocate_port'>>().toEqualTypeOf<{ service_name: string; preferred_port?: number | null }>();
     expectTypeOf<ResultOf<'get_port_owner'>>().toEqualTypeOf<PortOwner | null>();
     expectTypeOf<ResultOf<'get_port_stats'>>().toEqualTypeOf<{ [k: string]: PortInfo | undefined }>();
@@ -76,7 +82,14 @@ describe('wire types (generated)', () => {
 
   it('pins the seed shapes', () => {
     expectTypeOf<PortEventType>().toEqualTypeOf<
-      'PortChanged' | 'PortConflict' | 'PortAvailable' | 'HealthCheckFailed' | 'HealthCheckSuccess'
+      | 'PortChanged'
+      | 'PortConflict'
+      | 'PortAvailable'
+      | 'HealthCheckFailed'
+      | 'HealthCheckSuccess'
+      | 'ServiceUp'
+      | 'ServiceMoved'
+      | 'ServiceDown'
     >();
     expectTypeOf<PortEvent>().toEqualTypeOf<{
       type: PortEventType;
@@ -84,8 +97,24 @@ describe('wire types (generated)', () => {
       new_port?: number | null;
       port?: number | null;
       service?: string | null;
+      app_id?: string | null;
+      host?: string | null;
+      address?: string | null;
       error?: string | null;
       timestamp: number;
+    }>();
+    // what the sidecar always sends is required
+    expectTypeOf<ServiceLocation>().toEqualTypeOf<{
+      app_id: string;
+      service: string;
+      port: number;
+      host: string;
+      address: string;
+      local: boolean;
+      state: 'live' | 'remote' | 'orphan';
+      pid: number;
+      holder_pids: number[];
+      allocated_at: number;
     }>();
     expectTypeOf<HealthCheckResult>().toEqualTypeOf<{
       component: string;
@@ -131,6 +160,11 @@ describe('PortdClient', () => {
     expectTypeOf(client.handlePortConflict).returns.toEqualTypeOf<Promise<number>>();
     expectTypeOf(client.getPortStats).returns.resolves.toEqualTypeOf<{ [k: string]: PortInfo | undefined }>();
     expectTypeOf(client.performHealthCheck).returns.resolves.toEqualTypeOf<SystemHealthStatus>();
+    expectTypeOf(client.resolveService).toEqualTypeOf<
+      (appId: string, serviceName: string, options?: CallOptions) => Promise<ServiceLocation[]>
+    >();
+    expectTypeOf(client.watchService).returns.resolves.toEqualTypeOf<ServiceLocation[]>();
+    expectTypeOf(client.unwatchService).returns.toEqualTypeOf<Promise<null>>();
     expectTypeOf(client.ready).toEqualTypeOf<Promise<Ready>>();
     expectTypeOf(client.onEvent).parameter(0).toEqualTypeOf<(event: PortEvent) => void>();
     expectTypeOf(client.onEvent).returns.toEqualTypeOf<() => void>();

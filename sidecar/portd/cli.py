@@ -33,7 +33,9 @@ MAX_PORT = 65535
 MAX_SERVICE_NAME = 200
 DEFAULT_PLAN = "ports.toml"
 # The commands that `portd.commands` runs; `serve` and `schema` are handled here.
-PEOPLE_COMMANDS = frozenset({"who", "ls", "free", "allocate", "release", "health", "plan"})
+PEOPLE_COMMANDS = frozenset(
+    {"who", "ls", "free", "allocate", "release", "health", "plan", "resolve"}
+)
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -109,6 +111,16 @@ def name(text: str) -> str:
             f"{text!r} is not a name: 1-{MAX_SERVICE_NAME} printable characters"
         )
     return text
+
+
+def service_ref(text: str) -> tuple[str, str]:
+    """APP/SERVICE: the app's id up to the first slash, the service's name after it."""
+    app_id, slash, service = text.partition("/")
+    if not (slash and app_id and service):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not APP/SERVICE: the app's id, a slash, the service (e.g. chat/api)"
+        )
+    return name(app_id), name(service)
 
 
 # --- the parser ----------------------------------------------------------------------------
@@ -257,6 +269,16 @@ def _add_people_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     health.add_argument(
         "--app-id", type=name, default="cli", help="whose leases to count (default: cli)"
     )
+
+    resolve = commands.add_parser(
+        "resolve",
+        parents=[common],
+        help="where another app's SERVICE is: host, address and port",
+        description="Where APP's SERVICE is, from the registry: every lease of it that can "
+        "answer, the one to use first (live on this host, then other hosts', then orphans; "
+        "the newest first). Exit 1 if none can.",
+    )
+    resolve.add_argument("target", type=service_ref, metavar="APP/SERVICE")
 
     _add_plan_commands(commands)
 

@@ -18,12 +18,13 @@ import anyio
 import psutil
 
 from . import probe
+from .discovery import ServiceWatch, resolve
 from .health import HealthChecker
 from .lease_state import is_rightful
 from .manager import PortManager
 from .process import ProcessIdentity, identify, is_alive, is_same_user, user_of
 from .protocol.errors import InvalidParams, NoPortAvailable, PermissionDenied, PortdError
-from .protocol.models import PortEvent, PortOwner
+from .protocol.models import PortEvent, PortOwner, ServiceLocation
 from .registry import Lease, now_ms
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,13 @@ class Monitor:
         self._lock = threading.Lock()
         self._leases: list[Lease] = []
         self._leases_version: object = None
+        self._registry_version: object = None  # as the last pass read it
+        # The services this sidecar watches (`watch_service`), looked at after each scan.
+        self.services = ServiceWatch(manager.registry, manager.emit)
 
     async def run(self) -> None:
         async with anyio.create_task_group() as group:
-            group.start_soon(self._every, "conflict_scan_interval", self.scan)
+            group.start_soon(self._every, "conflict_scan_interval", self._pass)
             group.start_soon(self._every, "health_check_interval", self.health.perform_health_check)
 
     async def _every(self, interval_name: str, work: Callable[[], object]) -> None:
@@ -89,6 +93,13 @@ class Monitor:
             except Exception:
                 log.exception("periodic %s failed", interval_name)
             last = anyio.current_time()
+
+    def _pass(self) -> None:
+        self.scan()
+        if self.services.watching:
+            # The scan has just read the registry's version: one read of it a pass (for
+            # etcd, a request), not two.
+            self.services.poll(self._registry_version)
 
     # --- conflicts -----------------------------------------------------------------------
 
@@ -143,7 +154,8 @@ class Monitor:
 
     def _current_leases(self) -> list[Lease]:
         app_id = self.manager.config.app_id
-        version = (self.manager.registry.version(), app_id)
+        self._registry_version = self.manager.registry.version()
+        version = (self._registry_version, app_id)
         if version != self._leases_version:
             self._leases = self.manager.registry.leases(self.manager.owner, app_id)
             self._leases_version = version
@@ -260,6 +272,17 @@ class Monitor:
     def handle_port_conflict(self, service: str) -> int:
         with self._lock:
             return self._move(service)
+
+    # --- other apps' services ------------------------------------------------------------
+
+    def resolve_service(self, app_id: str, service: str) -> list[ServiceLocation]:
+        return resolve(self.manager.registry, app_id, service)
+
+    def watch_service(self, app_id: str, service: str) -> list[ServiceLocation]:
+        return self.services.watch(app_id, service)
+
+    def unwatch_service(self, app_id: str, service: str) -> None:
+        self.services.unwatch(app_id, service)
 
     # --- holders and orphans -------------------------------------------------------------
 

@@ -55,5 +55,21 @@ export function describePortEvent(event: PortEvent): string {
       return `health check failed${service ? ` (${service})` : ''}${error}`;
     case 'HealthCheckSuccess':
       return `health check passed${service ? ` (${service})` : ''}`;
+    case 'ServiceUp':
+      return `${watched(event)} is up at ${place(event)}`;
+    case 'ServiceMoved':
+      return `${watched(event)} moved ${event.old_port ?? '?'} → ${place(event)}`;
+    case 'ServiceDown':
+      return `${watched(event)} is down (was at ${place(event)})`;
   }
+}
+
+/** `chat/api`: the watched service of another app that a `Service*` event is about. */
+function watched(event: PortEvent): string {
+  return `${event.app_id ?? '?'}/${event.service ?? '?'}`;
+}
+
+/** `127.0.0.1:1422`: where a `Service*` event says the service is (or was). */
+function place(event: PortEvent): string {
+  return `${event.address ?? event.host ?? '?'}:${event.port ?? '?'}`;
 }

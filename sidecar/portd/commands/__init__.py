@@ -1,4 +1,5 @@
-"""The commands people type: `who`, `ls`, `free`, `allocate`, `release`, `health`, `plan`.
+"""The commands people type: `who`, `ls`, `free`, `allocate`, `release`, `health`, `plan`,
+`resolve`.
 
 `portd.cli` parses the arguments and imports this package only for these commands, so the
 sidecar (`portd serve`) never loads it. `run` turns every expected failure into one line on
@@ -37,6 +38,10 @@ def _command(name: str) -> Command:
         from .plans import plan_command
 
         return plan_command
+    if name == "resolve":
+        from .resolve import resolve
+
+        return resolve
     raise CliError(f"unknown command {name!r}")
 
 

@@ -105,6 +105,25 @@ METHODS: dict[str, MethodSpec] = {
         slow=True,
         doc="The next port of a category that the loaded plan leaves unused and is free now.",
     ),
+    "resolve_service": MethodSpec(
+        m.ServiceRefParams,
+        list[m.ServiceLocation],
+        (e.UnknownService, *_REGISTRY),
+        slow=True,
+        doc="Where another app's service is: every lease of it that can answer, the best "
+        "first (live on this host, then other hosts', then orphans; the newest first).",
+    ),
+    "watch_service": MethodSpec(
+        m.ServiceRefParams,
+        list[m.ServiceLocation],
+        _REGISTRY,
+        slow=True,
+        doc="Where the service is now (maybe nowhere yet), and from now on a port_event "
+        "(ServiceUp, ServiceMoved, ServiceDown) whenever its best location changes.",
+    ),
+    "unwatch_service": MethodSpec(
+        m.ServiceRefParams, None, slow=True, doc="Stop watching the service; idempotent."
+    ),
 }
 
 NOTIFICATIONS: dict[str, type[m.WireModel]] = {

@@ -120,20 +120,53 @@ class PortOwner(WireModel):
 
 
 PortEventType = Literal[
-    "PortChanged", "PortConflict", "PortAvailable", "HealthCheckFailed", "HealthCheckSuccess"
+    "PortChanged",
+    "PortConflict",
+    "PortAvailable",
+    "HealthCheckFailed",
+    "HealthCheckSuccess",
+    "ServiceUp",
+    "ServiceMoved",
+    "ServiceDown",
 ]
 
 
 class PortEvent(WireModel):
-    """The payload of the `port_event` notification."""
+    """The payload of the `port_event` notification. The `Service*` types are about a
+    service this sidecar watches (`watch_service`): they name its `app_id`, and `host` and
+    `address` say where it is now (for `ServiceDown`: where it was)."""
 
     type: PortEventType
     old_port: int | None = None
     new_port: int | None = None
     port: int | None = None
     service: str | None = None
+    app_id: str | None = None
+    host: str | None = None
+    address: str | None = None
     error: str | None = None
     timestamp: Millis
+
+
+ServiceState = Literal["live", "remote", "orphan"]
+
+
+class ServiceLocation(WireModel):
+    """Where one lease of another app's service is, as `resolve_service` finds it."""
+
+    app_id: str
+    service: str
+    port: Port
+    host: str = Field(description="The host id of the lease's owner (for SQLite: this machine).")
+    address: str = Field(description="What to connect to: 127.0.0.1 on this host, else `host`.")
+    local: bool = Field(description="The owner runs on this host.")
+    state: ServiceState = Field(
+        description="live: its owner runs; remote: another host's (only that host can tell); "
+        "orphan: its owner is gone but a server it started still runs."
+    )
+    pid: int = Field(description="The owner's pid, on `host`.")
+    holder_pids: list[int]
+    allocated_at: Millis
 
 
 HealthStatus = Literal["healthy", "unhealthy", "unknown"]
@@ -248,3 +281,10 @@ class CheckPortPlanParams(WireModel):
 
 class NextPlanPortParams(WireModel):
     category: str = Field(min_length=1)
+
+
+class ServiceRefParams(WireModel):
+    """Another app's service, named by the app's id and the service's name."""
+
+    app_id: ServiceName
+    service_name: ServiceName

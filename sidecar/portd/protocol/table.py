@@ -35,6 +35,9 @@ METHOD_NAMES = (
     "load_port_plan",
     "check_port_plan",
     "next_plan_port",
+    "resolve_service",
+    "watch_service",
+    "unwatch_service",
 )
 
 SLOW_METHODS = frozenset(
@@ -51,6 +54,9 @@ SLOW_METHODS = frozenset(
         "perform_health_check",
         "port_health_check",
         "reclaim_orphan",
+        "resolve_service",
+        "unwatch_service",
+        "watch_service",
     ]
 )
 

@@ -34,5 +34,8 @@ def build_handlers(session: Session) -> dict[str, Handler]:
         "load_port_plan": lambda p: session.plans.load_port_plan(p.path),
         "check_port_plan": lambda p: session.plans.check_port_plan(p.path),
         "next_plan_port": lambda p: session.plans.next_plan_port(p.category),
+        "resolve_service": lambda p: session.monitor.resolve_service(p.app_id, p.service_name),
+        "watch_service": lambda p: session.monitor.watch_service(p.app_id, p.service_name),
+        "unwatch_service": lambda p: session.monitor.unwatch_service(p.app_id, p.service_name),
     }
     return table
