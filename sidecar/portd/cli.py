@@ -126,6 +126,9 @@ def service_ref(text: str) -> tuple[str, str]:
 # --- the parser ----------------------------------------------------------------------------
 
 
+HOST_ID_HELP = "this host's name in an etcd registry (default: $PORTD_HOST_ID, else the hostname)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="portd",
@@ -139,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the sidecar: JSON-RPC 2.0 on stdin/stdout")
     serve.add_argument(
         "--registry",
-        help="registry file (default: $PORTD_REGISTRY, else the "
+        help="registry file or etcd://HOST:PORT[/prefix] (default: $PORTD_REGISTRY, else the "
         "user's state folder); ':memory:' for a private one",
     )
+    serve.add_argument("--host-id", help=HOST_ID_HELP)
     serve.add_argument("--parent-pid", type=int, help="the app's pid (default: the spawner)")
     serve.add_argument("--framing", choices=["auto", "ndjson", "lsp"], default="ndjson")
     serve.add_argument("--app-id", default="default", help="this app's name in the registry")
@@ -160,9 +164,11 @@ def _common(json_output: bool = True) -> Parser:
     common = Parser(add_help=False)
     common.add_argument(
         "--registry",
-        metavar="PATH",
-        help="registry file (default: $PORTD_REGISTRY, else the user's state folder)",
+        metavar="PATH|URL",
+        help="registry file or etcd://HOST:PORT[/prefix] "
+        "(default: $PORTD_REGISTRY, else the user's state folder)",
     )
+    common.add_argument("--host-id", help=HOST_ID_HELP)
     if json_output:
         common.add_argument("--json", action="store_true", help="print JSON for scripts")
     return common
@@ -408,4 +414,4 @@ def _serve(args: argparse.Namespace) -> int:
     if args.parent_pid is not None and args.parent_pid < 1:
         sys.stderr.write("portd: --parent-pid must be a positive pid\n")
         return 2
-    return run(args.registry, args.parent_pid, args.framing, args.app_id)
+    return run(args.registry, args.parent_pid, args.framing, args.app_id, args.host_id)
