@@ -53,14 +53,26 @@ def run(
     from .rpc.server import ServeOptions, serve
 
     where, host = resolve_registry(registry), resolve_host_id(host_id)
-    if where.startswith("etcd"):  # refused before `ready`, which the app would wait past
-        from .registry_backend import etcd_address, is_etcd
+    if where.startswith("etcd") and (problem := _etcd_problem(where)):
+        import sys
 
-        try:
-            _ = is_etcd(where) and etcd_address(where)
-        except ValueError as exc:
-            import sys
-
-            sys.stderr.write(f"portd serve: --registry: {exc}\n")
-            return 2
+        sys.stderr.write(f"portd serve: --registry: {problem}\n")
+        return 2  # before `ready`, which the app would otherwise wait past in vain
     return serve(ServeOptions(where, parent_pid, framing, app_id, __version__, host))
+
+
+def _etcd_problem(where: str) -> str | None:
+    """Why an etcd registry cannot be used at all, or None. Its client is imported here, on
+    the way to `ready`: its first answer would wait for that import anyway."""
+    from .registry_backend import NO_ETCD_HINT, etcd_address, is_etcd
+
+    if not is_etcd(where):
+        return None
+    try:
+        etcd_address(where)
+        from . import registry_etcd  # noqa: F401
+    except ValueError as exc:
+        return str(exc)
+    except ImportError as exc:
+        return f"this portd has no etcd client ({exc}): {NO_ETCD_HINT}"
+    return None

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ETCD_SCHEMES = ("etcd://", "etcds://")  # etcds: TLS to etcd's client port
+NO_ETCD_HINT = (
+    "pip install 'portd[etcd]', or build the frozen sidecar with PORTD_BUILD_ETCD=1 ./scripts/build"
+)
 
 
 class RegistryTransaction(Protocol):

@@ -4,6 +4,7 @@ registry is shared by several hosts, simulated here by distinct `--host-id`s."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -201,6 +202,26 @@ def test_a_malformed_etcd_address_is_refused_at_start_saying_why(tmp_path: Path)
     assert done.returncode == 2
     assert done.stdout == ""
     assert "etcd://HOST:PORT" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.skipif(bool(os.environ.get("PORTD_SIDECAR")), reason="shadows a Python package")
+def test_a_sidecar_without_an_etcd_client_refuses_etcd_at_start_saying_how_to_get_one(
+    etcd: EtcdServer, prefix: str, tmp_path: Path
+) -> None:
+    shadow = tmp_path / "etcd3gw"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text("raise ImportError('etcd3gw is not installed')\n")
+    done = subprocess.run(
+        [*sidecar_command(), "serve", "--registry", etcd_url(etcd, prefix)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "no etcd client" in done.stderr and "portd[etcd]" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_the_cli_lists_the_leases_of_every_host(

@@ -93,14 +93,14 @@ def open_registry(arg: str | None, *, create: bool, host_id: str | None = None) 
 
 def _open_etcd(path: str, host_id: str | None) -> RegistryBackend:
     from ..config import resolve_host_id
-    from ..registry_backend import open_etcd
+    from ..registry_backend import NO_ETCD_HINT, open_etcd
 
     try:
         registry = open_etcd(path, resolve_host_id(host_id))
     except ValueError as exc:
         raise CliError(str(exc), BAD_INPUT) from None
     except ImportError:
-        raise CliError("this portd has no etcd client: install portd[etcd]", FAILED) from None
+        raise CliError(f"this portd has no etcd client: {NO_ETCD_HINT}", FAILED) from None
     registry.log_faults = False  # `commands.run` prints the one line
     return registry
 

@@ -47,19 +47,13 @@ _READ_AFTER_EXIT: contextvars.ContextVar[bool] = contextvars.ContextVar(
 Spawn = Callable[[Any, bool], None]  # runs a waiting call (message, read after exit)
 
 
-def open_registry(path: str, host_id: str | None = None) -> RegistryBackend | None:
+def open_registry(path: str, host_id: str | None = None) -> RegistryBackend:
     """The shared file, or, if it is unwritable or corrupt, a private memory registry: the
     app keeps getting ports, and health reports the registry as unhealthy. etcd has no such
     stand-in (it would hand out other hosts' ports): while it is out of reach, calls answer
-    -32004. None, logged, for an address that cannot be used at all."""
+    -32004. (`portd serve` has refused an etcd address it cannot use before `ready`.)"""
     if is_etcd(path):
-        try:
-            return open_etcd(path, host_id)
-        except ValueError as exc:
-            log.error("registry unusable: %s; nothing to serve", exc)
-        except ImportError as exc:
-            log.error("this portd has no etcd client (%s): install portd[etcd]", exc)
-        return None
+        return open_etcd(path, host_id)
     if path == MEMORY:
         return Registry.in_memory()
     try:
@@ -123,8 +117,6 @@ class Session:
             )
             return None
         registry = open_registry(options.registry, options.host_id)
-        if registry is None:
-            return None
         manager = PortManager(registry, apps.owner, AllocationConfig(app_id=options.app_id))
         return cls(options, writer, stop, launch, apps, manager)
 
