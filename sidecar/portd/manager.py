@@ -1,8 +1,7 @@
 """PortManager: hands out ports to named services and keeps the registry honest.
 
-The allocation order is the mission's: the call's preferred port, the plan's port, the port
-the service had last time (sticky), the configured preferred port, the range, then one the OS
-assigns. A port is usable only if it binds on every interface and no live lease holds it.
+It tries ports in the mission's order (`candidates`); a port is usable only if it binds on
+every interface and no live lease holds it. What it answers about leases is `LeaseQueries`.
 """
 
 from __future__ import annotations
@@ -12,18 +11,18 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from . import probe
-from .lease_state import is_live, port_info, port_owner
+from .candidates import Origin, PlanLookup, candidates
+from .lease_queries import LeaseQueries
 from .process import Liveness, ProcessIdentity, is_alive
 from .protocol.defaults import AllocationConfig
 from .protocol.errors import (
     InvalidParams,
     NoPortAvailable,
-    PermissionDenied,
     RegistryUnavailable,
     UnknownService,
     wire_errors,
@@ -34,19 +33,14 @@ from .registry_backend import RegistryBackend, RegistryTransaction
 # The models (pydantic) load on first use: allocation needs none of them, and a sidecar's
 # first answers are allocations.
 if TYPE_CHECKING:
-    from .protocol.models import PortConfig, PortConfigUpdate, PortEvent, PortInfo, PortOwner, Stats
+    from .protocol.models import PortConfig, PortConfigUpdate, PortEvent
 
 log = logging.getLogger(__name__)
 
-# Where a candidate came from: the call, the config/plan/history, our range walk, the OS;
-# "range" stands for the whole range, searched by the claim itself (see `_claim_from_range`).
-Origin = Literal["asked", "named", "picked", "range", "stale", "os"]
-
 EventListener = Callable[["PortEvent"], None]
-PlanLookup = Callable[[str], int | None]
 
 
-class PortManager:
+class PortManager(LeaseQueries):
     def __init__(
         self,
         registry: RegistryBackend,
@@ -286,7 +280,12 @@ class PortManager:
         the lock after a lost race, walks only what is left and holds the lock as briefly
         as it can. When `claiming`, the range comes as one candidate that the claim
         searches itself (and bind-checks what it gets)."""
-        for port, origin in self._candidates(tx, service, preferred, port_range, claiming):
+        resume = self._range_resume if port_range is None else None
+        found = candidates(
+            tx, self.allocation, self.owner, self.plan_port, resume, service, preferred,
+            port_range, claiming,
+        )  # fmt: skip
+        for port, origin in found:
             if port not in passed_over or origin == "range":
                 usable, seen = self._usable(tx, port, origin)
                 if usable:
@@ -294,44 +293,6 @@ class PortManager:
                 if isinstance(passed_over, set) and origin != "os":
                     passed_over.add(port)
         raise self._exhausted(preferred, port_range)
-
-    def _candidates(
-        self,
-        tx: RegistryTransaction,
-        service: str | None,
-        preferred: int | None,
-        port_range: tuple[int, int] | None,
-        claiming: bool = False,
-    ) -> Iterator[tuple[int, Origin]]:
-        """Each candidate port and where it came from, in the mission's order. A claim
-        takes the range as one candidate, from where the last range claim ended."""
-        if preferred is not None:
-            yield preferred, "asked"
-        if service is not None:
-            if self.plan_port is not None and (planned := self.plan_port(service)):
-                yield planned, "named"
-            if (sticky := tx.last_port(self.allocation.app_id, service)) is not None:
-                yield sticky, "named"
-        if port_range is None:
-            yield self.allocation.preferred_port, "named"
-        low, high = port_range or self.allocation.port_range
-        resume = self._range_resume if port_range is None else low
-        if not low <= resume <= high:
-            resume = low
-        if claiming:
-            yield resume, "range"
-            return
-        for first, last in ((resume, high), (low, resume - 1)):
-            port = first
-            while port <= last and (port := tx.next_unleased(port, last) or last + 1) <= last:
-                yield port, "picked"
-                port += 1
-        # Nothing unleased binds: the range's leases of dead owners come before the OS.
-        for lease in tx.leases_in(low, high):
-            if lease.owner != self.owner:
-                yield lease.port, "stale"
-        for _ in range(self.allocation.max_retries):  # 0: never leave the range
-            yield probe.os_assigned_port(), "os"
 
     def _usable(
         self, tx: RegistryTransaction, port: int, origin: Origin
@@ -431,52 +392,3 @@ class PortManager:
                 log.warning("%d lease(s) not released: the registry fails", len(self._taken))
                 return
             del self._taken[key]
-
-    # --- queries ---------------------------------------------------------------------
-
-    def is_port_available(self, port: int, host: str | None = None) -> bool:
-        status = probe.check_port(port, host)
-        if status == "denied":
-            raise PermissionDenied(
-                f"port {port}: permission denied (EACCES){probe.excluded_note(port)}"
-            )
-        if status != "free":
-            return False
-        lease = self.registry.lease_on(port)
-        return lease is None or not is_live(lease, self.registry.is_local(lease))
-
-    def lease_of(self, service: str) -> Lease:
-        with self.registry.reading() as tx:
-            lease = tx.find(self.key(service))
-        if lease is None:
-            raise UnknownService(f"no lease for service {service!r}")
-        return lease
-
-    def get_port_info(self, service: str) -> PortInfo:
-        lease = self.lease_of(service)
-        return port_info(lease, probe.listening_pids({lease.port}))
-
-    def get_port_stats(self) -> dict[str, PortInfo]:
-        leases = self.registry.leases(self.owner, self.allocation.app_id)
-        pids = probe.listening_pids({lease.port for lease in leases})
-        return {lease.service: port_info(lease, pids) for lease in leases}
-
-    def get_port_owner(self, port: int) -> PortOwner | None:
-        pids = sorted({s.pid or 0 for s in probe.listeners_on(port)})
-        lease = self.registry.lease_on(port)
-        if not pids and lease is None:
-            return None
-        return port_owner(port, lease, pids, lease is None or self.registry.is_local(lease))
-
-    def get_stats(self) -> Stats:
-        from .protocol.models import Stats
-
-        c = self.counters
-        return Stats(
-            allocations=c["allocations"],
-            releases=c["releases"],
-            conflicts=c["conflicts"],
-            resolutions=c["resolutions"],
-            health_checks=c["health_checks"],
-            uptime=round(time.monotonic() - self._started, 3),
-        )
