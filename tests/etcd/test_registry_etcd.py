@@ -77,67 +77,6 @@ def test_a_duplicate_is_the_integrity_error_the_manager_already_catches() -> Non
 # --- claims, renewals, releases ------------------------------------------------------------
 
 
-def test_a_claim_is_found_renewed_and_released(open_registry: OpenRegistry) -> None:
-    registry = open_registry()
-    web = key("vite/dev server ü")  # names with slashes and more are quoted into keys
-    lease = registry.claim(web, 30001)
-    assert lease is not None
-    assert (lease.port, lease.key, lease.holders, lease.host) == (30001, web, (), "alpha")
-    assert registry.find(web) == lease
-    assert registry.lease_on(30001) == lease
-    assert registry.leases() == [lease]
-    assert registry.leases(web.owner, "app") == [lease]
-    assert registry.leases(web.owner, "other-app") == []
-
-    renewed = registry.renew(web)
-    assert renewed is not None
-    assert renewed.port == 30001
-    assert renewed.renewed_at >= lease.created_at == renewed.created_at
-    assert registry.find(web) == renewed == registry.lease_on(30001)
-
-    assert registry.release(web) is True
-    assert registry.find(web) is None
-    assert registry.lease_on(30001) is None
-    assert registry.release(web) is False
-    assert registry.renew(web) is None
-    assert registry.integrity_check() == "ok"
-    assert registry.recheck() is None
-
-
-def test_a_port_has_one_lease_and_a_key_one_port(open_registry: OpenRegistry) -> None:
-    registry = open_registry()
-    assert registry.claim(key("web"), 30010) is not None
-    assert registry.claim(key("api"), 30010) is None  # the port is leased
-    with pytest.raises(DuplicateLease):
-        registry.claim(key("web"), 30011)  # the key has its lease
-    assert registry.lease_on(30011) is None
-    assert [lease.port for lease in registry.leases()] == [30010]
-
-
-def test_claim_first_unleased_takes_the_lowest_port_neither_leased_nor_skipped(
-    open_registry: OpenRegistry,
-) -> None:
-    registry = open_registry()
-    for n, port in enumerate((31000, 31001, 31003)):
-        assert registry.claim(key(f"taken-{n}"), port) is not None
-    lease = registry.claim_first_unleased(key("web"), 31000, 31010, [31002, 31004])
-    assert lease is not None and lease.port == 31005
-    assert registry.claim_first_unleased(key("api"), 31006, 31006, []) is not None
-    assert registry.claim_first_unleased(key("db"), 31006, 31006, []) is None  # full
-    assert registry.claim_first_unleased(key("db"), 31000, 31004, [31002, 31004]) is None
-
-
-def test_claim_first_unleased_reads_past_a_page_of_leases(open_registry: OpenRegistry) -> None:
-    registry = open_registry()
-    for n in range(300):  # more than one page (128) of leased ports in a row
-        assert registry.claim_first_unleased(key(f"s{n}"), 32000, 32999, []) is not None
-    lease = registry.claim_first_unleased(key("last"), 32000, 32999, [32300])
-    assert lease is not None and lease.port == 32301
-    with pytest.raises(DuplicateLease):  # a free port, but the key has its lease
-        registry.claim_first_unleased(key("last"), 32000, 32999, [])
-    assert registry.claim_first_unleased(key("none"), 32000, 32299, []) is None
-
-
 def test_two_hosts_racing_for_the_same_ports_never_both_win(open_registry: OpenRegistry) -> None:
     hosts = [open_registry("alpha"), open_registry("beta")]
     threads, claims_each, low, high = 8, 200, 33000, 34999
@@ -254,19 +193,6 @@ def test_a_transaction_commits_when_only_keys_it_did_not_read_changed(
     assert registry.lease_on(36300) is not None
 
 
-def test_a_transaction_s_insert_refuses_a_leased_port_or_key_at_once(
-    open_registry: OpenRegistry,
-) -> None:
-    registry = open_registry()
-    assert registry.claim(key("web"), 36350) is not None
-    with registry.transaction() as tx:
-        with pytest.raises(DuplicateLease):
-            tx.insert(36350, key("api"))  # the port
-        with pytest.raises(DuplicateLease):
-            tx.insert(36351, key("web"))  # the key
-    assert [lease.port for lease in registry.leases()] == [36350]
-
-
 def test_transactions_racing_from_two_hosts_never_share_a_port(
     open_registry: OpenRegistry,
 ) -> None:
@@ -347,36 +273,6 @@ def test_a_transaction_may_read_more_keys_than_etcd_compares_at_once(
 # --- sticky ports and holders --------------------------------------------------------------
 
 
-def test_a_service_s_last_port_outlives_its_lease(open_registry: OpenRegistry) -> None:
-    registry = open_registry()
-    assert registry.claim(key("web"), 37000) is not None
-    assert registry.release(key("web"))
-    with registry.reading() as tx:
-        assert tx.last_port("app", "web") == 37000
-        assert tx.last_port("app", "api") is None
-    assert registry.claim_first_unleased(key("web"), 37005, 37010, []) is not None
-    with registry.transaction() as tx:
-        assert tx.last_port("app", "web") == 37005
-        tx.insert(37020, key("web", pid=5))
-        assert tx.last_port("app", "web") == 37020
-    with registry.reading() as tx:
-        assert tx.last_port("app", "web") == 37020
-
-
-def test_holders_are_kept_on_the_lease(open_registry: OpenRegistry) -> None:
-    registry = open_registry()
-    assert registry.claim(key("web"), 37100) is not None
-    holders = (owner(101), owner(102))
-    with registry.transaction() as tx:
-        tx.set_holders(37100, holders)
-        tx.set_holders(37199, holders)  # no lease there: nothing to do, as in SQLite
-    assert registry.find(key("web")).holders == holders  # type: ignore[union-attr]
-    assert registry.lease_on(37100).holders == holders  # type: ignore[union-attr]
-    assert registry.renew(key("web")).holders == holders  # type: ignore[union-attr]
-    assert registry.lease_on(37199) is None
-    assert registry.integrity_check() == "ok"
-
-
 # --- hosts and their etcd lease ------------------------------------------------------------
 
 
@@ -429,14 +325,6 @@ def test_an_expired_host_lease_is_replaced_on_the_next_claim(open_registry: Open
     with registry.transaction() as tx:
         tx.insert(38201, key("api"))
     assert registry.integrity_check() == "ok"
-
-
-def test_version_changes_when_anyone_writes(open_registry: OpenRegistry) -> None:
-    registry, other = open_registry("alpha"), open_registry("beta")
-    before = registry.version()
-    assert registry.version() == before
-    assert other.claim(key("web"), 38300) is not None
-    assert registry.version() != before
 
 
 # --- faults --------------------------------------------------------------------------------
