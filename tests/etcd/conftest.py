@@ -22,12 +22,23 @@ from urllib.request import urlopen
 
 import pytest
 
+from portd.process import ProcessIdentity
+from portd.registry import LeaseKey
 from tests.support.sidecar import wait_until
 
 if TYPE_CHECKING:
     from portd.registry_etcd import EtcdRegistry
 
 START_TIMEOUT = 20.0
+
+
+def owner(pid: int) -> ProcessIdentity:
+    """A made-up owner, with a start time of many digits (registries never look at it)."""
+    return ProcessIdentity(pid, 1_733_500_000.123457 + pid)
+
+
+def key(service: str, pid: int = 4242, app: str = "app") -> LeaseKey:
+    return LeaseKey(owner(pid), app, service)
 
 
 def skip_reason() -> str | None:

@@ -17,26 +17,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.etcd.conftest import OpenRegistry, skip_reason
+from tests.etcd.conftest import OpenRegistry, key, owner, skip_reason
 
 if (reason := skip_reason()) is not None:
     pytest.skip(reason, allow_module_level=True)
 
-from portd.process import ProcessIdentity
 from portd.registry import LeaseKey, Registry
 from portd.registry_backend import RegistryBackend, RegistryTransaction
 
 pytestmark = pytest.mark.timeout(120)
 
 OpenBackend = Callable[[], RegistryBackend]
-
-
-def owner(pid: int) -> ProcessIdentity:
-    return ProcessIdentity(pid, 1_733_500_000.123457 + pid)  # a start time with many digits
-
-
-def key(service: str, pid: int = 4242, app: str = "app") -> LeaseKey:
-    return LeaseKey(owner(pid), app, service)
 
 
 @pytest.fixture(params=["sqlite", "etcd"])
