@@ -12,24 +12,19 @@ ports have five digits, so the keys sort as the ports do and a port range is a k
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from ._etcd_client import KeyValue, Op, put
 from .process import ProcessIdentity
 from .protocol.errors import PermissionDenied, RegistryUnavailable
+from .registry import DuplicateLease as DuplicateLease
 from .registry import Lease, LeaseKey, now_ms
 
 
 class TransactionConflict(RegistryUnavailable):
     """Another writer changed a key that the transaction read: run it again. A
     RegistryUnavailable, so that a caller that does not retry answers -32004, not -32603."""
-
-
-class DuplicateLease(sqlite3.IntegrityError):
-    """The port, or the LeaseKey, has a lease already: what SQLite's UNIQUE constraints
-    raise, so that the manager's `except sqlite3.IntegrityError` works unchanged."""
 
 
 class ForeignLease(PermissionDenied):

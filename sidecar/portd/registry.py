@@ -20,9 +20,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .process import ProcessIdentity
 from .protocol.errors import RegistryUnavailable
@@ -36,134 +35,39 @@ from .registry_file import (
     sqlite_reason,
 )
 from .registry_file import RegistryOpenError as RegistryOpenError
+from .registry_rows import CLAIM_GUARD, KEY, LIVE, Transaction, lease_of_row
+from .registry_rows import DuplicateLease as DuplicateLease
+from .registry_rows import Lease as Lease
+from .registry_rows import LeaseKey as LeaseKey
+from .registry_rows import now_ms as now_ms
 from .registry_schema import COLUMNS as _COLUMNS
 from .registry_schema import PAGE_SIZE as PAGE_SIZE
-from .registry_schema import SCHEMA as _SCHEMA
 from .registry_schema import SCHEMA_VERSION as SCHEMA_VERSION
-from .registry_schema import prepare
+from .registry_schema import create, prepare
 
 log = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 LOCK_WAIT = 10.0  # seconds to wait for another process's write before giving up
 BACKOFF_FIRST, BACKOFF_MAX = 50e-6, 2e-3  # seconds: a claim holds the lock for tens of us
+KEPT_RELEASED = 256  # released rows one registry keeps for a quick claim again (schema)
+STALE_RELEASED_MS = 600_000  # released rows older than this go when any registry closes
 
 T = TypeVar("T")
-_KEY = "owner_pid = ? AND owner_started = ? AND app_id = ? AND service = ?"
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseKey:
-    owner: ProcessIdentity
-    app_id: str
-    service: str
-    _hash: int = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        # Hashed on every allocate and release (the manager's dicts): work it out once.
-        object.__setattr__(self, "_hash", hash(self.params()))
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def params(self) -> tuple[int, float, str, str]:
-        return (self.owner.pid, self.owner.started, self.app_id, self.service)
-
-    def fields(self) -> tuple[str, str, int, float]:
-        """The key in the column order of the leases table."""
-        return (self.service, self.app_id, self.owner.pid, self.owner.started)
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    port: int
-    key: LeaseKey
-    holders: tuple[ProcessIdentity, ...]
-    created_at: int
-    renewed_at: int
-
-    @property
-    def service(self) -> str:
-        return self.key.service
-
-    @property
-    def owner(self) -> ProcessIdentity:
-        return self.key.owner
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _lease(row: Any) -> Lease:
-    port, service, app_id, owner_pid, owner_started, holders, created, renewed = row
-    key = LeaseKey(ProcessIdentity(owner_pid, owner_started), app_id, service)
-    held = (
-        tuple(ProcessIdentity(int(p), float(s)) for p, s in json.loads(holders))
-        if holders != "[]"
-        else ()
-    )
-    return Lease(port, key, held, created, renewed)
-
-
-class Transaction:
-    """The reads and writes of one claim, inside BEGIN IMMEDIATE (or reads on their own,
-    from `Registry.reading`)."""
-
-    def __init__(self, execute: Callable[..., sqlite3.Cursor]) -> None:
-        self._execute = execute
-
-    def find(self, key: LeaseKey) -> Lease | None:
-        row = self._execute(f"SELECT {_COLUMNS} FROM leases WHERE {_KEY}", key.params()).fetchone()
-        return _lease(row) if row else None
-
-    def lease_on(self, port: int) -> Lease | None:
-        row = self._execute(f"SELECT {_COLUMNS} FROM leases WHERE port = ?", (port,)).fetchone()
-        return _lease(row) if row else None
-
-    def next_unleased(self, low: int, high: int) -> int | None:
-        """The lowest port in low..high with no lease: one indexed query, however crowded."""
-        if self.lease_on(low) is None:
-            return low
-        row = self._execute(
-            "SELECT l.port + 1 FROM leases l WHERE l.port BETWEEN ? AND ? "
-            "AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = l.port + 1) "
-            "ORDER BY l.port LIMIT 1",
-            (low, high - 1),
-        ).fetchone()
-        return int(row[0]) if row else None
-
-    def leases_in(self, low: int, high: int) -> list[Lease]:
-        rows = self._execute(
-            f"SELECT {_COLUMNS} FROM leases WHERE port BETWEEN ? AND ? ORDER BY port", (low, high)
-        ).fetchall()
-        return [_lease(row) for row in rows]
-
-    def insert(self, port: int, key: LeaseKey, holders: tuple[ProcessIdentity, ...] = ()) -> Lease:
-        now = now_ms()
-        self._execute(
-            f"INSERT INTO leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (port, *key.fields(), _holders_json(holders), now, now),
-        )
-        return Lease(port, key, holders, now, now)
-
-    def set_holders(self, port: int, holders: tuple[ProcessIdentity, ...]) -> None:
-        self._execute(
-            "UPDATE leases SET holders = ? WHERE port = ?", (_holders_json(holders), port)
-        )
-
-    def delete(self, port: int) -> None:
-        self._execute("DELETE FROM leases WHERE port = ?", (port,))
-
-    def last_port(self, app_id: str, service: str) -> int | None:
-        row = self._execute(
-            "SELECT port FROM last_ports WHERE app_id = ? AND service = ?", (app_id, service)
-        ).fetchone()
-        return int(row[0]) if row else None
-
-
-def _holders_json(holders: tuple[ProcessIdentity, ...]) -> str:
-    return json.dumps([[h.pid, h.started] for h in holders])
+# The lowest port from `start` to `high` with no lease and not skipped: `start` or a port
+# just above a lease or a skipped one. Parameters: start, low, high, skipped (JSON), twice.
+_FIRST_UNLEASED = (
+    "SELECT c.p AS p FROM ("
+    " SELECT ? AS p"
+    " UNION SELECT port + 1 FROM leases WHERE port BETWEEN ? AND ?"
+    " UNION SELECT value + 1 FROM json_each(?)"
+    ") c WHERE c.p BETWEEN ? AND ?"
+    " AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = c.p)"
+    " AND c.p NOT IN (SELECT value FROM json_each(?))"
+    " ORDER BY c.p LIMIT 1"
+)
 
 
 class Registry:
@@ -184,6 +88,7 @@ class Registry:
         self.log_faults = True  # the CLI prints them itself
         self._file_id = file_id
         self._own_writes = 0
+        self._released: set[LeaseKey] = set()  # whose rows we kept at release
 
     @classmethod
     def open(cls, path: Path, *, lock_timeout: float = 30.0) -> Registry:
@@ -197,7 +102,7 @@ class Registry:
     @classmethod
     def in_memory(cls, reason: str | None = None) -> Registry:
         conn = sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False)
-        conn.executescript(_SCHEMA)
+        create(conn)
         return cls(conn, MEMORY, reason)
 
     @contextmanager
@@ -260,35 +165,54 @@ class Registry:
             except sqlite3.Error as exc:
                 self._raise_fault(exc)
                 raise
-        return [_lease(r) for r in rows]
+        return [lease_of_row(r) for r in rows]
 
     def lease_on(self, port: int) -> Lease | None:
         with self._lock:
             row = self._execute(f"SELECT {_COLUMNS} FROM leases WHERE port = ?", (port,)).fetchone()
-        return _lease(row) if row else None
+        return lease_of_row(row) if row else None
 
     def find(self, key: LeaseKey) -> Lease | None:
         with self._lock:
             row = self._execute(
-                f"SELECT {_COLUMNS} FROM leases WHERE {_KEY}", key.params()
+                f"SELECT {_COLUMNS} FROM leases WHERE {KEY}", key.params()
             ).fetchone()
-        return _lease(row) if row else None
+        return lease_of_row(row) if row else None
 
     def renew(self, key: LeaseKey) -> Lease | None:
         """The key's live lease, marked renewed; one statement, so no transaction needed."""
         return self._write_one(
-            f"UPDATE leases SET renewed_at = ? WHERE {_KEY} RETURNING {_COLUMNS}",
+            f"UPDATE lease_rows SET renewed_at = ? WHERE {KEY} AND {LIVE} RETURNING {_COLUMNS}",
             (now_ms(), *key.params()),
         )
 
     def claim(self, key: LeaseKey, port: int) -> Lease | None:
-        """Lease `port` if it has no lease, in one statement; None if it has one."""
-        return self._insert_one(
+        """Lease `port` if it has no lease, in one statement; None if it has one,
+        DuplicateLease if it has none but the key has a lease."""
+        if key in self._released:  # most likely our own released row of the port: revive it
+            self._released.discard(key)
+            if lease := self._revive(key, port):
+                return lease
+        lease = self._insert_one(
             key,
-            f"INSERT INTO leases ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, '[]', ?, ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM leases WHERE port = ?)",
-            lambda now: (port, *key.fields(), now, now, port),
+            f"INSERT OR REPLACE INTO lease_rows ({_COLUMNS}) SELECT ?, ?, ?, ?, ?, '[]', ?, ? "
+            f"WHERE NOT EXISTS (SELECT 1 FROM leases WHERE port = ?) AND {CLAIM_GUARD}",
+            lambda now: (port, *key.fields(), now, now, port, *key.params()),
         )
+        if lease is None and self.lease_on(port) is None and self.find(key) is not None:
+            raise DuplicateLease(f"{key.service} of app {key.app_id} already has a lease")
+        return lease
+
+    def _revive(self, key: LeaseKey, port: int) -> Lease | None:
+        now = now_ms()
+        with self._lock:
+            revived = self._execute(
+                "UPDATE lease_rows SET released_at = NULL, holders = '[]', created_at = ?, "
+                f"renewed_at = ? WHERE port = ? AND released_at IS NOT NULL AND {KEY}",
+                (now, now, port, *key.params()),
+            ).rowcount
+            self._own_writes += 1
+        return Lease(port, key, (), now, now) if revived == 1 else None
 
     def _insert_one(
         self, key: LeaseKey, statement: str, args: Callable[[int], tuple[object, ...]]
@@ -309,27 +233,36 @@ class Registry:
         one statement: it cannot lose a race to another process, it just takes the next
         free port, and it holds the write lock for as short a time as SQLite allows. The
         candidates are `start` and every port just above a lease or a skipped port."""
-        skipped, window = json.dumps(skip), (start, high)
-        return self._insert_one(
+        window = (start, high, json.dumps(skip))
+        candidates = (start, *window, *window)
+        lease = self._insert_one(
             key,
-            f"INSERT INTO leases ({_COLUMNS}) "
-            "SELECT c.p, ?, ?, ?, ?, '[]', ?, ? FROM ("
-            " SELECT ? AS p"
-            " UNION SELECT port + 1 FROM leases WHERE port BETWEEN ? AND ?"
-            " UNION SELECT value + 1 FROM json_each(?)"
-            ") c WHERE c.p BETWEEN ? AND ?"
-            " AND NOT EXISTS (SELECT 1 FROM leases n WHERE n.port = c.p)"
-            " AND c.p NOT IN (SELECT value FROM json_each(?))"
-            " ORDER BY c.p LIMIT 1",
-            lambda now: (*key.fields(), now, now, start, *window, skipped, *window, skipped),
+            f"INSERT OR REPLACE INTO lease_rows ({_COLUMNS}) "
+            f"SELECT p, ?, ?, ?, ?, '[]', ?, ? FROM ({_FIRST_UNLEASED}) WHERE {CLAIM_GUARD}",
+            lambda now: (*key.fields(), now, now, *candidates, *key.params()),
         )
+        if lease is None and self.find(key) is not None:
+            with self._lock:
+                free = self._execute(_FIRST_UNLEASED, candidates).fetchone()
+            if free is not None:
+                raise DuplicateLease(f"{key.service} of app {key.app_id} already has a lease")
+        return lease
 
     def release(self, key: LeaseKey) -> bool:
-        """End the key's lease; False if it had none."""
+        """End the key's lease; False if it had none. Its row is kept, released, for the
+        key's next claim (see registry_schema), up to KEPT_RELEASED keys at a time."""
+        keep = len(self._released) < KEPT_RELEASED
         with self._lock:
-            released = self._execute(f"DELETE FROM leases WHERE {_KEY}", key.params()).rowcount
+            if keep:
+                statement = f"UPDATE lease_rows SET released_at = ? WHERE {KEY} AND {LIVE}"
+                args: tuple[object, ...] = (now_ms(), *key.params())
+            else:
+                statement, args = f"DELETE FROM lease_rows WHERE {KEY} AND {LIVE}", key.params()
+            released = self._execute(statement, args).rowcount == 1
             self._own_writes += 1
-        return released == 1
+        if released and keep:
+            self._released.add(key)
+        return released
 
     def _write_one(self, statement: str, args: tuple[object, ...]) -> Lease | None:
         with self._lock:
@@ -339,7 +272,7 @@ class Registry:
                 self._raise_fault(exc)
                 raise
             self._own_writes += 1
-        return _lease(row) if row else None
+        return lease_of_row(row) if row else None
 
     def _execute(self, statement: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         """Run a statement, waiting out another process's lock with short back-offs.
@@ -399,5 +332,18 @@ class Registry:
             return str(self._conn.execute("PRAGMA integrity_check").fetchone()[0])
 
     def close(self) -> None:
+        """Delete the rows we kept at release, and anyone's left for long (a killed
+        sidecar's), then close."""
         with self._lock:
+            try:
+                self._conn.execute(
+                    "DELETE FROM lease_rows WHERE released_at < ?",
+                    (now_ms() - STALE_RELEASED_MS,),
+                )
+                self._conn.executemany(
+                    f"DELETE FROM lease_rows WHERE {KEY} AND released_at IS NOT NULL",
+                    [key.params() for key in self._released],
+                )
+            except sqlite3.Error as exc:  # a fault or a lock: they are invisible anyway
+                log.debug("released rows left in %s: %s", self.path, exc)
             self._conn.close()

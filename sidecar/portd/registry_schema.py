@@ -7,11 +7,16 @@ import sqlite3
 
 from .registry_file import Unfit, corrupt, foreign
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 PAGE_SIZE = 1024
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS leases (
+# Every reader sees `leases`: the live leases. Underneath, `lease_rows` also keeps the row
+# of a lease its sidecar released (`released_at` set) until that sidecar claims the port
+# again or exits: releasing and re-claiming then each rewrite one page of the table, where
+# deleting and inserting a row rewrite two (the table's and its key index's). A released
+# row is no lease: claims replace it, and nothing but the registry reads `lease_rows`.
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS lease_rows (
     port          INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 65535),
     service       TEXT    NOT NULL,
     app_id        TEXT    NOT NULL,
@@ -20,31 +25,45 @@ CREATE TABLE IF NOT EXISTS leases (
     holders       TEXT    NOT NULL DEFAULT '[]',
     created_at    INTEGER NOT NULL,
     renewed_at    INTEGER NOT NULL,
+    released_at   INTEGER,
     UNIQUE (owner_pid, owner_started, app_id, service)
-);
-CREATE TABLE IF NOT EXISTS last_ports (
+)""",
+    """CREATE VIEW IF NOT EXISTS leases AS
+SELECT port, service, app_id, owner_pid, owner_started, holders, created_at, renewed_at
+FROM lease_rows WHERE released_at IS NULL""",
+    """CREATE TABLE IF NOT EXISTS last_ports (
     app_id  TEXT    NOT NULL,
     service TEXT    NOT NULL,
     port    INTEGER NOT NULL,
     PRIMARY KEY (app_id, service)
-);
--- The sticky port follows every new lease inside SQLite: no extra statement per claim, and
--- no write at all when the service gets its sticky port back.
-CREATE TRIGGER IF NOT EXISTS remember_last_port AFTER INSERT ON leases
+)""",
+    # The sticky port follows every new lease inside SQLite: no extra statement per claim,
+    # and no write at all when the service gets its sticky port back.
+    """CREATE TRIGGER IF NOT EXISTS remember_last_port AFTER INSERT ON lease_rows
 WHEN NOT EXISTS (
     SELECT 1 FROM last_ports
     WHERE app_id = NEW.app_id AND service = NEW.service AND port = NEW.port
 ) BEGIN
     INSERT OR REPLACE INTO last_ports (app_id, service, port)
     VALUES (NEW.app_id, NEW.service, NEW.port);
-END;
-"""
-# From schema 2: the trigger gained its WHEN clause.
-UPGRADE = "DROP TRIGGER IF EXISTS remember_last_port;"
+END""",
+)
+# Schemas 1 to 3 kept the leases in a table called `leases` (before 3, with a trigger
+# without its WHEN clause); their rows become live rows of `lease_rows`.
+UPGRADE_FROM_3 = (
+    "DROP TRIGGER IF EXISTS remember_last_port",
+    "ALTER TABLE leases RENAME TO lease_rows",
+    "ALTER TABLE lease_rows ADD COLUMN released_at INTEGER",
+)
 COLUMNS = "port, service, app_id, owner_pid, owner_started, holders, created_at, renewed_at"
 
 
-_OURS = {"leases", "last_ports", "remember_last_port"}
+def create(conn: sqlite3.Connection) -> None:
+    for statement in SCHEMA:
+        conn.execute(statement)
+
+
+_OURS = {"lease_rows", "leases", "last_ports", "remember_last_port"}
 
 
 def prepare(conn: sqlite3.Connection) -> None:
@@ -70,8 +89,24 @@ def prepare(conn: sqlite3.Connection) -> None:
         raise sqlite3.OperationalError(f"database is locked (journal mode {mode})")
     conn.execute("PRAGMA synchronous = NORMAL")
     if version < SCHEMA_VERSION:
-        # Idempotent, so sidecars racing to create (or upgrade) the schema all succeed.
-        conn.executescript(
-            f"BEGIN IMMEDIATE;{UPGRADE}{SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-        )
+        _upgrade(conn)
     conn.execute(f"SELECT {COLUMNS} FROM leases LIMIT 1").fetchall()
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the schema under the write lock, reading the version again there:
+    sidecars that race to do it find it done."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            if version >= 1:
+                for statement in UPGRADE_FROM_3:
+                    conn.execute(statement)
+            create(conn)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # not if BEGIN itself found the file locked
+            conn.execute("ROLLBACK")
+        raise

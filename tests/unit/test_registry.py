@@ -111,7 +111,7 @@ def test_version_changes_when_another_process_writes(registry: Registry) -> None
     before = registry.version()
     assert registry.version() == before
     with sqlite3.connect(registry.path) as other:
-        other.execute("INSERT INTO leases VALUES (1600, 's', 'a', 1, 1.0, '[]', 0, 0)")
+        other.execute("INSERT INTO lease_rows VALUES (1600, 's', 'a', 1, 1.0, '[]', 0, 0, NULL)")
     assert registry.version() != before
 
 
