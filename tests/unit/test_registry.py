@@ -127,21 +127,26 @@ print(port)
 """
 
 
-def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
-    """The WAL switch is not covered by the busy timeout: openers must retry, never fail."""
-    path = tmp_path / "fresh.sqlite3"
+def ports_claimed_at_once(script: str, path: Path, processes: int) -> list[int]:
+    """Run `script` (given the path and a pid) in `processes` processes at once: the port
+    each printed, once all of them exited 0."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", OPEN_AND_CLAIM, str(path), str(n)],
+            [sys.executable, "-c", script, str(path), str(n)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for n in range(1, 13)
+        for n in range(1, processes + 1)
     ]
     results = [proc.communicate(timeout=60) for proc in procs]
-    assert [p.returncode for p in procs] == [0] * 12, [err for _, err in results]
-    ports = [int(out) for out, _ in results]
+    assert [p.returncode for p in procs] == [0] * processes, [err for _, err in results]
+    return [int(out) for out, _ in results]
+
+
+def test_many_processes_opening_a_new_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """The WAL switch is not covered by the busy timeout: openers must retry, never fail."""
+    ports = ports_claimed_at_once(OPEN_AND_CLAIM, tmp_path / "fresh.sqlite3", 12)
     assert len(set(ports)) == 12
 
 
@@ -235,3 +240,37 @@ def test_a_schema_2_registry_is_upgraded_in_place_and_keeps_its_leases(tmp_path:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         trigger = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
         assert len(trigger) == 1 and "WHEN NOT EXISTS" in trigger[0][0]
+
+
+# Schema 3 differs from 2 in its trigger only: it fires when the sticky port changes.
+SCHEMA_3 = SCHEMA_2.replace(
+    "AFTER INSERT ON leases BEGIN",
+    "AFTER INSERT ON leases WHEN NOT EXISTS (SELECT 1 FROM last_ports WHERE app_id = NEW.app_id"
+    " AND service = NEW.service AND port = NEW.port) BEGIN",
+).replace("user_version = 2", "user_version = 3")
+OPEN_RELEASE_AND_CLAIM = """
+import sys
+from pathlib import Path
+from portd.process import ProcessIdentity
+from portd.registry import LeaseKey, Registry
+registry = Registry.open(Path(sys.argv[1]))
+key = LeaseKey(ProcessIdentity(int(sys.argv[2]), 1.0), 'race', 'svc')
+lease = registry.claim_first_unleased(key, 30000, 30100, [])
+registry.release(key)
+print(registry.claim(key, lease.port).port)
+"""
+
+
+def test_many_processes_upgrading_a_schema_3_file_at_once_all_succeed(tmp_path: Path) -> None:
+    """Schema 4 renames the table and puts the `leases` view in its place: whoever comes
+    second must find that done, not do it again."""
+    path = tmp_path / "schema3.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA_3)
+    assert len(set(ports_claimed_at_once(OPEN_RELEASE_AND_CLAIM, path, 8))) == 8
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE name LIKE 'lease%'"))
+        assert kinds == {"lease_rows": "table", "leases": "view"}
+        assert conn.execute("SELECT service FROM leases WHERE port = 4000").fetchone() == ("api",)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from portd import registry as registry_module
 from portd.process import ProcessIdentity
-from portd.registry import PAGE_SIZE, SCHEMA_VERSION, LeaseKey, Registry
+from portd.registry import PAGE_SIZE, LeaseKey, Registry
 from portd.registry_rows import now_ms
 
 ME = ProcessIdentity(os.getpid(), 1.0)
@@ -148,57 +146,3 @@ def test_closing_deletes_its_released_rows_and_stale_ones_only(path: Path) -> No
     assert rows(path) == [(1421, "api", True)]
     theirs.close()
     assert rows(path) == []
-
-
-SCHEMA_3 = """
-PRAGMA journal_mode = WAL;
-CREATE TABLE leases (
-    port INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 65535), service TEXT NOT NULL,
-    app_id TEXT NOT NULL, owner_pid INTEGER NOT NULL, owner_started REAL NOT NULL,
-    holders TEXT NOT NULL DEFAULT '[]', created_at INTEGER NOT NULL,
-    renewed_at INTEGER NOT NULL, UNIQUE (owner_pid, owner_started, app_id, service));
-CREATE TABLE last_ports (app_id TEXT NOT NULL, service TEXT NOT NULL, port INTEGER NOT NULL,
-    PRIMARY KEY (app_id, service));
-CREATE TRIGGER remember_last_port AFTER INSERT ON leases
-WHEN NOT EXISTS (SELECT 1 FROM last_ports
-    WHERE app_id = NEW.app_id AND service = NEW.service AND port = NEW.port) BEGIN
-    INSERT OR REPLACE INTO last_ports (app_id, service, port)
-    VALUES (NEW.app_id, NEW.service, NEW.port);
-END;
-INSERT INTO leases VALUES (4000, 'api', 'app', 1, 1.0, '[]', 0, 0);
-PRAGMA user_version = 3;
-"""
-OPEN_RELEASE_AND_CLAIM = """
-import sys
-from pathlib import Path
-from portd.process import ProcessIdentity
-from portd.registry import LeaseKey, Registry
-registry = Registry.open(Path(sys.argv[1]))
-key = LeaseKey(ProcessIdentity(int(sys.argv[2]), 1.0), 'race', 'svc')
-lease = registry.claim_first_unleased(key, 30000, 30100, [])
-registry.release(key)
-print(registry.claim(key, lease.port).port)
-"""
-
-
-def test_many_processes_upgrading_a_schema_3_file_at_once_all_succeed(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
-        conn.executescript(SCHEMA_3)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", OPEN_RELEASE_AND_CLAIM, str(path), str(n)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(1, 9)
-    ]
-    results = [proc.communicate(timeout=60) for proc in procs]
-    assert [p.returncode for p in procs] == [0] * 8, [err for _, err in results]
-    assert len({int(out) for out, _ in results}) == 8
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE name LIKE 'lease%'"))
-        assert kinds == {"lease_rows": "table", "leases": "view"}
-        assert conn.execute("SELECT service FROM leases WHERE port = 4000").fetchone() == ("api",)
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
