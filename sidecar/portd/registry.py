@@ -35,7 +35,7 @@ from .registry_file import (
     sqlite_reason,
 )
 from .registry_file import RegistryOpenError as RegistryOpenError
-from .registry_rows import CLAIM_GUARD, KEY, LIVE, Transaction, lease_of_row
+from .registry_rows import CLAIM_GUARD, KEY, LIVE, RELEASED, Transaction, lease_of_row
 from .registry_rows import DuplicateLease as DuplicateLease
 from .registry_rows import Lease as Lease
 from .registry_rows import LeaseKey as LeaseKey
@@ -208,7 +208,7 @@ class Registry:
         with self._lock:
             revived = self._execute(
                 "UPDATE lease_rows SET released_at = NULL, holders = '[]', created_at = ?, "
-                f"renewed_at = ? WHERE port = ? AND released_at IS NOT NULL AND {KEY}",
+                f"renewed_at = ? WHERE port = ? AND {RELEASED} AND {KEY}",
                 (now, now, port, *key.params()),
             ).rowcount
             self._own_writes += 1
@@ -341,7 +341,7 @@ class Registry:
                     (now_ms() - STALE_RELEASED_MS,),
                 )
                 self._conn.executemany(
-                    f"DELETE FROM lease_rows WHERE {KEY} AND released_at IS NOT NULL",
+                    f"DELETE FROM lease_rows WHERE {KEY} AND {RELEASED}",
                     [key.params() for key in self._released],
                 )
             except sqlite3.Error as exc:  # a fault or a lock: they are invisible anyway

@@ -15,6 +15,7 @@ from .registry_schema import COLUMNS
 
 KEY = "owner_pid = ? AND owner_started = ? AND app_id = ? AND service = ?"
 LIVE = "released_at IS NULL"  # a lease, not a released row (see registry_schema)
+RELEASED = "released_at IS NOT NULL"
 # A claim replaces released rows on its port or of its key, never a lease: it checks both
 # for live leases first.
 CLAIM_GUARD = f"NOT EXISTS (SELECT 1 FROM leases WHERE {KEY})"
@@ -115,7 +116,7 @@ class Transaction:
     def insert(self, port: int, key: LeaseKey, holders: tuple[ProcessIdentity, ...] = ()) -> Lease:
         now = now_ms()
         self._execute(
-            f"DELETE FROM lease_rows WHERE released_at IS NOT NULL AND (port = ? OR {KEY})",
+            f"DELETE FROM lease_rows WHERE {RELEASED} AND (port = ? OR {KEY})",
             (port, *key.params()),
         )
         self._execute(
